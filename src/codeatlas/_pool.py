@@ -1,0 +1,158 @@
+"""Bootstrap connection, pgvector check, codecs, and the asyncpg pool.
+
+Order matters: the ``vector`` type must exist before a pool whose ``init`` hook
+registers its codec, so a direct bootstrap connection creates the extension first;
+migrations run next (on their own connection), and only then is the pool created.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Final
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+from asyncpg.pool import Pool
+
+from ._db import translated
+from .config import Settings, redact_dsn
+from .errors import ConfigurationError, ConnectionLostError, ExtensionError
+
+__all__ = [
+    "MIN_PGVECTOR",
+    "bootstrap",
+    "create_pool",
+    "decode_vector",
+    "encode_vector",
+    "init_connection",
+    "open_connection",
+]
+
+MIN_PGVECTOR: Final = (0, 5, 0)
+_INSTALL_HINT: Final = (
+    "install pgvector >= 0.5.0 on the server (Debian/Ubuntu: "
+    "apt install postgresql-<major>-pgvector; or build it from the pgvector sources), "
+    "or leave CODEATLAS_DSN unset to use the embedded server, which ships pgvector 0.8"
+)
+_VECTOR_HEADER: Final = struct.Struct(">HH")
+_BE_FLOAT32: Final = np.dtype(">f4")
+
+
+def encode_vector(value: Any) -> bytes:
+    """Encode a 1-D float sequence in pgvector's binary format (big-endian float32)."""
+    array = np.asarray(value, dtype=_BE_FLOAT32)
+    if array.ndim != 1:
+        raise ValueError(f"a vector must be 1-dimensional, got shape {array.shape}")
+    return _VECTOR_HEADER.pack(array.shape[0], 0) + array.tobytes()
+
+
+def decode_vector(data: bytes) -> npt.NDArray[np.float32]:
+    """Decode pgvector's binary format into a native-endian float32 array."""
+    dim, _unused = _VECTOR_HEADER.unpack_from(data)
+    return np.frombuffer(data, dtype=_BE_FLOAT32, count=dim, offset=4).astype(np.float32)
+
+
+async def init_connection(connection: asyncpg.Connection) -> None:
+    """Register the binary vector codec and JSON codecs (the pool's ``init`` hook)."""
+    await connection.set_type_codec(
+        "vector",
+        schema="public",
+        encoder=encode_vector,
+        decoder=decode_vector,
+        format="binary",
+    )
+    for type_name in ("jsonb", "json"):
+        await connection.set_type_codec(
+            type_name,
+            schema="pg_catalog",
+            encoder=json.dumps,
+            decoder=json.loads,
+            format="text",
+        )
+
+
+def _connect_kwargs(settings: Settings) -> dict[str, Any]:
+    return {
+        "command_timeout": settings.command_timeout,
+        "statement_cache_size": settings.statement_cache_size,
+        "server_settings": {"application_name": settings.application_name},
+    }
+
+
+async def open_connection(dsn: str, settings: Settings) -> asyncpg.Connection:
+    """Open one direct connection (no codecs), with errors that never show the password."""
+    try:
+        return await asyncpg.connect(dsn, **_connect_kwargs(settings))
+    except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError) as exc:
+        raise ConfigurationError(
+            f"PostgreSQL refused the credentials for {redact_dsn(dsn)}: {type(exc).__name__}"
+        ) from None
+    except asyncpg.InvalidCatalogNameError:
+        raise ConfigurationError(f"database does not exist: {redact_dsn(dsn)}") from None
+    except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
+        # `from None`: the driver's message can contain the DSN
+        raise ConnectionLostError(
+            f"cannot connect to {redact_dsn(dsn)}: {type(exc).__name__}"
+        ) from None
+    except ValueError:
+        raise ConfigurationError(f"invalid DSN: {redact_dsn(dsn)}") from None
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+async def bootstrap(connection: asyncpg.Connection) -> str:
+    """Make sure pgvector >= 0.5.0 is installed in the database; return its version."""
+    with translated(connection):
+        installed = await connection.fetchval(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        )
+        if installed is None:
+            available = await connection.fetchval(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+            )
+            if available is None:
+                raise ExtensionError(f"pgvector is not installed on the server: {_INSTALL_HINT}")
+            try:
+                # two processes may race here; the loser's unique violation is harmless
+                await connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            except asyncpg.InsufficientPrivilegeError:
+                raise ExtensionError(
+                    "pgvector is available on the server but this role may not create it: "
+                    "ask a superuser or the database owner to run CREATE EXTENSION vector; "
+                    "in this database"
+                ) from None
+            except asyncpg.UniqueViolationError:
+                pass
+            installed = await connection.fetchval(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            )
+    version = str(installed)
+    if _parse_version(version) < MIN_PGVECTOR:
+        raise ExtensionError(
+            f"pgvector {version} is too old (IVFFlat cosine search needs >= 0.5.0): "
+            f"run ALTER EXTENSION vector UPDATE after you {_INSTALL_HINT}"
+        )
+    return version
+
+
+async def create_pool(dsn: str, settings: Settings, **pool_options: Any) -> Pool:
+    """Create the asyncpg pool with codecs registered on every connection."""
+    options: dict[str, Any] = {
+        "min_size": settings.pool_min_size,
+        "max_size": settings.pool_max_size,
+        **_connect_kwargs(settings),
+        "init": init_connection,
+    }
+    options.update(pool_options)
+    try:
+        pool = await asyncpg.create_pool(dsn, **options)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+        raise ConnectionLostError(
+            f"cannot connect to {redact_dsn(dsn)}: {type(exc).__name__}"
+        ) from None
+    assert pool is not None
+    return pool

@@ -1,0 +1,211 @@
+"""``connect()`` and ``Atlas``: the pool, the migrations, and the repositories."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Final, Self
+
+import asyncpg
+from asyncpg.pool import Pool
+
+from ._db import Executor
+from ._pool import create_pool, open_connection
+from ._server import EmbeddedServer, get_embedded_server
+from .config import Settings, redact_dsn
+from .migrations import ApplyResult, MigrationStatus, Migrator, RollbackResult
+
+__all__ = ["Atlas", "Migrations", "Scope", "Transaction", "connect", "resolve_dsn"]
+
+#: Database created inside the embedded server for codeatlas' tables.
+EMBEDDED_DATABASE: Final = "codeatlas"
+
+
+class Scope:
+    """The repositories, bound to one executor (the pool, or a transaction's connection)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    @property
+    def executor(self) -> Executor:
+        """The executor repositories of this scope run on (for raw SQL when needed)."""
+        return self._executor
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Yield the repositories bound to one connection; all of it commits or rolls back.
+
+        Nested use opens a savepoint.
+        """
+        async with self._executor.transaction() as executor:
+            yield Transaction(executor)
+
+
+class Transaction(Scope):
+    """Repositories inside ``atlas.transaction()``: everything commits or rolls back together."""
+
+
+class Migrations:
+    """``atlas.migrations``: status, apply and rollback on the connected database."""
+
+    def __init__(self, dsn: str, settings: Settings, pool: Pool | None = None) -> None:
+        self._migrator = Migrator(dsn, settings=settings)
+        self._pool = pool
+
+    async def status(self) -> list[MigrationStatus]:
+        """Return every migration with its state (applied, pending, changed, missing)."""
+        return await self._migrator.status()
+
+    async def apply(self, *, to: int | None = None) -> ApplyResult:
+        """Apply pending migrations; pooled connections drop their cached statements after."""
+        result = await self._migrator.apply(to=to)
+        if result.applied:
+            await self._expire()
+        return result
+
+    async def rollback(self, *, to: int, allow_data_loss: bool = False) -> RollbackResult:
+        """Revert every migration newer than *to*, newest first."""
+        result = await self._migrator.rollback(to=to, allow_data_loss=allow_data_loss)
+        if result.reverted:
+            await self._expire()
+        return result
+
+    async def _expire(self) -> None:
+        # Cached prepared statements and codecs may describe tables that changed.
+        if self._pool is not None:
+            await self._pool.expire_connections()
+
+
+class Atlas(Scope):
+    """A connected codeatlas: repositories over a pool, plus migrations and lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        settings: Settings,
+        pool: Pool,
+        server: EmbeddedServer | None,
+    ) -> None:
+        super().__init__(Executor(pool=pool))
+        self._dsn = dsn
+        self.settings = settings
+        self.pool = pool
+        self.server = server
+        self.migrations = Migrations(dsn, settings, pool)
+
+    @property
+    def dsn(self) -> str:
+        """The DSN with its password redacted (the clear one is never exposed)."""
+        return redact_dsn(self._dsn)
+
+    async def close(self) -> None:
+        """Close the pool (the embedded server keeps running for other users)."""
+        await self.pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        kind = "embedded" if self.server is not None else "external"
+        return f"<Atlas {kind} {self.dsn}>"
+
+
+async def _ensure_database(server: EmbeddedServer, settings: Settings) -> str:
+    connection = await open_connection(server.dsn("postgres"), settings)
+    try:
+        exists = await connection.fetchval(
+            "SELECT true FROM pg_database WHERE datname = $1", EMBEDDED_DATABASE
+        )
+        if not exists:
+            # another process may create it first
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await connection.execute(f'CREATE DATABASE "{EMBEDDED_DATABASE}"')
+    finally:
+        await connection.close()
+    return server.dsn(EMBEDDED_DATABASE)
+
+
+async def resolve_dsn(dsn: str | None, settings: Settings) -> tuple[str, EmbeddedServer | None]:
+    """Return the DSN to use: the argument, ``CODEATLAS_DSN``, else the embedded server's."""
+    chosen = dsn or settings.dsn_value() or os.environ.get("CODEATLAS_DSN") or None
+    if chosen:
+        return chosen, None
+    server = get_embedded_server(settings.data_dir)
+    return await _ensure_database(server, settings), server
+
+
+async def _open(
+    dsn: str | None, migrate: bool, settings: Settings | None, pool_options: dict[str, Any]
+) -> Atlas:
+    settings = settings or Settings()
+    resolved, server = await resolve_dsn(dsn, settings)
+    if migrate:
+        await Migrator(resolved, settings=settings).apply()
+    else:
+        from ._pool import bootstrap
+
+        connection = await open_connection(resolved, settings)
+        try:
+            await bootstrap(connection)
+        finally:
+            await connection.close()
+    pool = await create_pool(resolved, settings, **pool_options)
+    return Atlas(dsn=resolved, settings=settings, pool=pool, server=server)
+
+
+class _Connect:
+    """What ``connect()`` returns: await it, or use it as ``async with``."""
+
+    def __init__(
+        self,
+        dsn: str | None,
+        migrate: bool,
+        settings: Settings | None,
+        pool_options: dict[str, Any],
+    ) -> None:
+        self._args = (dsn, migrate, settings, pool_options)
+        self._atlas: Atlas | None = None
+
+    def __await__(self) -> Generator[Any, None, Atlas]:
+        return _open(*self._args).__await__()
+
+    async def __aenter__(self) -> Atlas:
+        self._atlas = await _open(*self._args)
+        return self._atlas
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._atlas is not None:
+            await self._atlas.close()
+
+
+def connect(
+    dsn: str | None = None,
+    *,
+    migrate: bool = True,
+    settings: Settings | None = None,
+    **pool_options: Any,
+) -> _Connect:
+    """Connect to *dsn* (else ``CODEATLAS_DSN``, else the embedded server) and migrate.
+
+    Use ``async with codeatlas.connect() as atlas:`` or ``atlas = await codeatlas.connect()``
+    followed by ``await atlas.close()``. *pool_options* go to ``asyncpg.create_pool``.
+    """
+    return _Connect(dsn, migrate, settings, pool_options)

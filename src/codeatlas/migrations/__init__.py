@@ -1,0 +1,23 @@
+"""Embedded schema migrations: the engine, and the ``.sql`` files shipped beside it."""
+
+from ._engine import (
+    LEDGER_TABLE,
+    ApplyResult,
+    Migration,
+    MigrationStatus,
+    Migrator,
+    RollbackResult,
+    dropped_tables,
+    load_migrations,
+)
+
+__all__ = [
+    "LEDGER_TABLE",
+    "ApplyResult",
+    "Migration",
+    "MigrationStatus",
+    "Migrator",
+    "RollbackResult",
+    "dropped_tables",
+    "load_migrations",
+]
