@@ -66,8 +66,8 @@ def redact_dsn(dsn: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        user, _, password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if password else f"{user}@{host}"
     query = "&".join(
         "password=***" if item.lower().startswith("password=") else item
         for item in parts.query.split("&")

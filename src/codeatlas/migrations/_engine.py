@@ -104,7 +104,9 @@ _UNLOCK: Final = "SELECT pg_advisory_unlock($1)"
 _LOCK_HOLDER: Final = """
 SELECT pid FROM pg_locks
  WHERE locktype = 'advisory' AND granted
-   AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid
+   AND classid = (($1::bigint >> 32) & 4294967295)::oid
+   AND objid = ($1::bigint & 4294967295)::oid
+   AND objsubid = 1
  LIMIT 1"""
 _INVALID_INDEX: Final = """
 SELECT NOT i.indisvalid

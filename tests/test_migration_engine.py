@@ -1,0 +1,246 @@
+"""The migration engine against a real server, with the test-only sets in migration_sets/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from codeatlas.config import Settings
+from codeatlas.errors import (
+    ChecksumMismatchError,
+    DatabaseAheadError,
+    DataLossRefusedError,
+    MigrationError,
+    MigrationFailedError,
+    MigrationLockTimeout,
+    MissingMigrationError,
+)
+from codeatlas.migrations import Migrator, dropped_tables, load_migrations
+from codeatlas.migrations._engine import MIGRATION_LOCK_KEY
+
+SETS = Path(__file__).parent / "migration_sets"
+
+
+@pytest.fixture
+def basic(tmp_path: Path) -> Path:
+    """A private copy of the basic set, so a test may edit or delete its files."""
+    target = tmp_path / "basic"
+    shutil.copytree(SETS / "basic", target)
+    return target
+
+
+async def ledger(dsn: str) -> list[tuple[int, str]]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT version, name FROM codeatlas_schema_migrations ORDER BY version"
+        )
+    finally:
+        await connection.close()
+    return [(row["version"], row["name"]) for row in rows]
+
+
+async def scalar(dsn: str, query: str) -> object:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
+def test_parse_sections_and_checksum_normalises_line_endings(basic: Path) -> None:
+    migrations = load_migrations(basic)
+    assert [m.version for m in migrations] == [20990101000001, 20990101000002, 20990101000003]
+    concurrent = migrations[1]
+    assert not concurrent.up_transactional and not concurrent.down_transactional
+    assert migrations[0].up_transactional
+    assert "CREATE TABLE widgets" in migrations[0].up
+    assert migrations[0].down is not None and "DROP TABLE widgets" in migrations[0].down
+
+    before = migrations[0].checksum
+    path = basic / migrations[0].filename
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert load_migrations(basic)[0].checksum == before
+
+
+def test_malformed_files_are_rejected(tmp_path: Path) -> None:
+    (tmp_path / "20990101000001_no_marker.sql").write_text("CREATE TABLE x (id int);\n")
+    with pytest.raises(MigrationError, match="must start with a '-- migrate:up'"):
+        load_migrations(tmp_path)
+    (tmp_path / "20990101000001_no_marker.sql").write_text(
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY a ON t (x); SELECT 1;\n"
+    )
+    with pytest.raises(MigrationError, match="exactly one statement"):
+        load_migrations(tmp_path)
+
+
+def test_dropped_tables_are_found_in_down_sections() -> None:
+    sql = 'DROP TABLE IF EXISTS a, public.b CASCADE;\nselect 1;\ndrop table "C";'
+    assert dropped_tables(sql) == ["a", "public.b", '"C"']
+
+
+async def test_apply_records_each_migration_once_and_is_idempotent(
+    empty_dsn: str, basic: Path
+) -> None:
+    first = await Migrator(empty_dsn, source=basic).apply()
+    assert first.applied == [20990101000001, 20990101000002, 20990101000003]
+    assert await ledger(empty_dsn) == [
+        (20990101000001, "create_widgets"),
+        (20990101000002, "index_widget_codes"),
+        (20990101000003, "add_widget_color"),
+    ]
+    second = await Migrator(empty_dsn, source=basic).apply()
+    assert second.applied == []
+    statuses = await Migrator(empty_dsn, source=basic).status()
+    assert [s.state for s in statuses] == ["applied"] * 3
+    assert all(s.execution_ms is not None and s.execution_ms >= 0 for s in statuses)
+    # the vector extension is created by the engine's bootstrap
+    assert await scalar(empty_dsn, "SELECT count(*) FROM pg_extension WHERE extname='vector'") == 1
+
+
+async def test_apply_to_stops_at_the_given_version(empty_dsn: str, basic: Path) -> None:
+    result = await Migrator(empty_dsn, source=basic).apply(to=20990101000002)
+    assert result.applied == [20990101000001, 20990101000002]
+    states = [s.state for s in await Migrator(empty_dsn, source=basic).status()]
+    assert states == ["applied", "applied", "pending"]
+
+
+async def test_edited_applied_migration_stops_startup(empty_dsn: str, basic: Path) -> None:
+    await Migrator(empty_dsn, source=basic).apply()
+    path = basic / "20990101000003_add_widget_color.sql"
+    path.write_text(path.read_text().replace("color text", "colour text"))
+    with pytest.raises(ChecksumMismatchError) as caught:
+        await Migrator(empty_dsn, source=basic).apply()
+    assert "20990101000003" in str(caught.value)
+    assert "20990101000003_add_widget_color.sql" in str(caught.value)
+    statuses = await Migrator(empty_dsn, source=basic).status()
+    assert statuses[-1].state == "changed"
+
+
+async def test_crlf_only_change_is_accepted(empty_dsn: str, basic: Path) -> None:
+    await Migrator(empty_dsn, source=basic).apply()
+    for path in basic.iterdir():
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert (await Migrator(empty_dsn, source=basic).apply()).applied == []
+
+
+async def test_applied_migration_missing_from_package(empty_dsn: str, basic: Path) -> None:
+    await Migrator(empty_dsn, source=basic).apply()
+    (basic / "20990101000002_index_widget_codes.sql").unlink()
+    with pytest.raises(MissingMigrationError, match="20990101000002_index_widget_codes.sql"):
+        await Migrator(empty_dsn, source=basic).apply()
+
+
+async def test_database_ahead_of_code(empty_dsn: str, basic: Path) -> None:
+    await Migrator(empty_dsn, source=basic).apply()
+    (basic / "20990101000003_add_widget_color.sql").unlink()
+    with pytest.raises(DatabaseAheadError, match="20990101000003_add_widget_color.sql"):
+        await Migrator(empty_dsn, source=basic).apply()
+
+
+async def test_failed_migration_leaves_no_ddl_and_no_ledger_row(empty_dsn: str) -> None:
+    with pytest.raises(MigrationFailedError, match="20990101000002") as caught:
+        await Migrator(empty_dsn, source=SETS / "failing").apply()
+    assert isinstance(caught.value.__cause__, asyncpg.UniqueViolationError)
+    assert await ledger(empty_dsn) == [(20990101000001, "create_widgets")]
+    assert await scalar(empty_dsn, "SELECT to_regclass('half_done')") is None
+    size_column = await scalar(
+        empty_dsn,
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'widgets' AND column_name = 'size'",
+    )
+    assert size_column == 0
+
+
+async def test_rollback_refuses_to_drop_tables_with_rows(empty_dsn: str, basic: Path) -> None:
+    migrator = Migrator(empty_dsn, source=basic)
+    await migrator.apply()
+    connection = await asyncpg.connect(empty_dsn)
+    try:
+        await connection.execute("INSERT INTO widgets (code) VALUES ('a')")
+    finally:
+        await connection.close()
+    # 3 and 2 drop no table, 1 drops widgets: refused before anything is reverted
+    with pytest.raises(DataLossRefusedError, match="widgets"):
+        await migrator.rollback(to=0)
+    assert len(await ledger(empty_dsn)) == 3
+    assert await scalar(empty_dsn, "SELECT count(*) FROM widgets") == 1
+
+    # rolling back only what loses no data is fine
+    result = await migrator.rollback(to=20990101000001)
+    assert result.reverted == [20990101000003, 20990101000002]
+    assert await scalar(empty_dsn, "SELECT to_regclass('widgets_code_key')") is None
+
+    result = await migrator.rollback(to=0, allow_data_loss=True)
+    assert result.reverted == [20990101000001]
+    assert await ledger(empty_dsn) == []
+    assert await scalar(empty_dsn, "SELECT to_regclass('widgets')") is None
+
+
+async def test_rollback_of_empty_tables_needs_no_flag(empty_dsn: str, basic: Path) -> None:
+    migrator = Migrator(empty_dsn, source=basic)
+    await migrator.apply()
+    assert (await migrator.rollback(to=0)).reverted == [
+        20990101000003,
+        20990101000002,
+        20990101000001,
+    ]
+    assert (await migrator.apply()).applied == [20990101000001, 20990101000002, 20990101000003]
+
+
+async def test_lock_wait_times_out_with_typed_error(empty_dsn: str, basic: Path) -> None:
+    holder = await asyncpg.connect(empty_dsn)
+    try:
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        settings = Settings(migration_lock_timeout=0.3, migration_lock_poll_interval=0.02)
+        with pytest.raises(MigrationLockTimeout) as caught:
+            await Migrator(empty_dsn, source=basic, settings=settings).apply()
+        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+        assert str(holder_pid) in str(caught.value)
+        assert caught.value.retryable
+        # the waiter held no transaction open while polling, and applied nothing
+        assert await scalar(empty_dsn, "SELECT to_regclass('codeatlas_schema_migrations')") is None
+    finally:
+        await holder.close()
+    assert (await Migrator(empty_dsn, source=basic).apply()).applied[-1] == 20990101000003
+
+
+async def test_up_to_date_database_needs_no_lock(empty_dsn: str, basic: Path) -> None:
+    await Migrator(empty_dsn, source=basic).apply()
+    holder = await asyncpg.connect(empty_dsn)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        settings = Settings(migration_lock_timeout=0.2)
+        result = await Migrator(empty_dsn, source=basic, settings=settings).apply()
+        assert result.applied == []
+    finally:
+        await holder.close()
+
+
+async def test_invalid_concurrent_index_is_repaired_on_next_run(
+    empty_dsn: str, basic: Path
+) -> None:
+    migrator = Migrator(empty_dsn, source=basic)
+    await migrator.apply(to=20990101000001)
+    connection = await asyncpg.connect(empty_dsn)
+    try:
+        # duplicates make CREATE UNIQUE INDEX CONCURRENTLY fail half-way: an INVALID index
+        await connection.execute("INSERT INTO widgets (code) VALUES ('dup'), ('dup')")
+        with pytest.raises(MigrationFailedError, match="20990101000002"):
+            await migrator.apply()
+        valid = await connection.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'widgets_code_key'::regclass"
+        )
+        assert valid is False
+        await connection.execute("DELETE FROM widgets WHERE id = (SELECT max(id) FROM widgets)")
+        result = await migrator.apply()
+        assert result.applied == [20990101000002, 20990101000003]
+        valid = await connection.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'widgets_code_key'::regclass"
+        )
+        assert valid is True
+    finally:
+        await connection.close()
