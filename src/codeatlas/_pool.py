@@ -38,6 +38,7 @@ _INSTALL_HINT: Final = (
 )
 _VECTOR_HEADER: Final = struct.Struct(">HH")
 _BE_FLOAT32: Final = np.dtype(">f4")
+_JSONB_VERSION: Final = b"\x01"
 
 
 def encode_vector(value: Any) -> bytes:
@@ -55,7 +56,7 @@ def decode_vector(data: bytes) -> npt.NDArray[np.float32]:
 
 
 async def init_connection(connection: asyncpg.Connection) -> None:
-    """Register the binary vector codec and JSON codecs (the pool's ``init`` hook)."""
+    """Register the binary vector and JSON codecs (the pool's ``init`` hook)."""
     await connection.set_type_codec(
         "vector",
         schema="public",
@@ -63,14 +64,25 @@ async def init_connection(connection: asyncpg.Connection) -> None:
         decoder=decode_vector,
         format="binary",
     )
-    for type_name in ("jsonb", "json"):
-        await connection.set_type_codec(
-            type_name,
-            schema="pg_catalog",
-            encoder=json.dumps,
-            decoder=json.loads,
-            format="text",
-        )
+    # Binary JSON codecs: they also serve binary COPY, which text-format codecs cannot.
+    await connection.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
+    )
+    await connection.set_type_codec(
+        "json", schema="pg_catalog", encoder=_encode_json, decoder=json.loads, format="binary"
+    )
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return _JSONB_VERSION + json.dumps(value, separators=(",", ":")).encode()
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
+def _encode_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _connect_kwargs(settings: Settings) -> dict[str, Any]:
