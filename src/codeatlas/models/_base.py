@@ -1,0 +1,242 @@
+"""Base classes of every model: typed errors, array-safe equality, row loading, to_db().
+
+Three kinds of model per table:
+
+* ``RowModel`` - a row as read. ``from_record`` trusts the database (no re-validation) and
+  only converts what Python wants in another form: naive UTC timestamps become aware,
+  known enum strings become members (unknown ones written by the Elixir app stay ``str``).
+* ``CreateModel`` - what callers insert; strict, with the DB defaults as defaults.
+* ``UpdateModel`` - a partial update; only the fields the caller set are written.
+
+Validation failures surface as ``InvalidVectorError`` / ``InvalidInputError`` (never a raw
+pydantic ``ValidationError``), with pydantic's structured list on ``.errors``.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Annotated, Any, ClassVar, Protocol, Self, Union, cast, get_args, get_origin
+
+import numpy as np
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from codeatlas.errors import InvalidInputError, InvalidVectorError
+
+__all__ = [
+    "CodeAtlasModel",
+    "CreateModel",
+    "RecordLike",
+    "RowModel",
+    "UpdateModel",
+    "WriteModel",
+]
+
+
+class RecordLike(Protocol):
+    """A row as the driver returns it: an ``asyncpg.Record`` or any ``Mapping[str, Any]``."""
+
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
+
+def _input_error(model: type[BaseModel], exc: ValidationError) -> InvalidInputError:
+    """Return the codeatlas error for a pydantic ValidationError raised by *model*."""
+    # No inputs in the details: a rejected 1536-d vector would flood logs.
+    details = exc.errors(include_url=False, include_input=False)
+    problems = "; ".join(
+        f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" if detail["loc"] else detail["msg"]
+        for detail in details
+    )
+    kind = (
+        InvalidVectorError
+        if any(detail["type"] == "invalid_vector" for detail in details)
+        else InvalidInputError
+    )
+    error = kind(f"{model.__name__}: {problems}")
+    # errors.py (not ours to change) declares no such attribute, hence setattr.
+    setattr(error, "errors", details)  # noqa: B010
+    return error
+
+
+def _same(left: object, right: object) -> bool:
+    if isinstance(left, np.ndarray) or isinstance(right, np.ndarray):
+        return (
+            isinstance(left, np.ndarray)
+            and isinstance(right, np.ndarray)
+            and np.array_equal(left, right)
+        )
+    return left == right
+
+
+class _VectorRepr:
+    """Stand-in that prints an array as ``<float32[768]>`` instead of 768 numbers."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, array: np.ndarray[Any, Any]) -> None:
+        self._text = f"<{array.dtype}[{', '.join(map(str, array.shape))}]>"
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+class CodeAtlasModel(BaseModel):
+    """Root of every codeatlas model: typed errors, array-safe ``==`` and a compact repr."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _input_error(type(self), exc) from exc
+
+    # Tell pydantic this __init__ only wraps the base one (as RootModel does): otherwise it
+    # routes model_validate through __init__ and re-wraps our ValueError as a ValidationError.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """Return a validated instance built from *obj*, raising codeatlas errors."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise _input_error(cls, exc) from exc
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        """Return a validated instance parsed from JSON, raising codeatlas errors."""
+        try:
+            return super().model_validate_json(json_data, **kwargs)
+        except ValidationError as exc:
+            raise _input_error(cls, exc) from exc
+
+    def __eq__(self, other: object) -> bool:
+        # pydantic compares __dict__ with ==, which numpy answers elementwise (and then
+        # raises on truth-testing); compare arrays by value instead.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        if type(self) is not type(other) or self.__dict__.keys() != other.__dict__.keys():
+            return False
+        return all(_same(value, other.__dict__[name]) for name, value in self.__dict__.items())
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, _VectorRepr(value) if isinstance(value, np.ndarray) else value
+
+
+def _leaf_types(annotation: Any) -> Iterator[Any]:
+    """Yield the types inside unions and Annotated wrappers of *annotation*."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        yield from _leaf_types(get_args(annotation)[0])
+    elif origin is Union or origin is types.UnionType:
+        for arg in get_args(annotation):
+            yield from _leaf_types(arg)
+    else:
+        yield annotation
+
+
+def _as_utc(value: datetime) -> datetime:
+    # The columns are `timestamp without time zone` holding UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _record_converter(annotation: Any) -> Callable[[Any], Any] | None:
+    """Return the from_record conversion for a field typed *annotation*, if it needs one."""
+    leaves = list(_leaf_types(annotation))
+    for leaf in leaves:
+        if isinstance(leaf, type) and issubclass(leaf, Enum):
+            members = {member.value: member for member in leaf}
+            return lambda value: members.get(value, value)
+    # AwareDatetime is its own marker class at run time, not a datetime subclass
+    if datetime in leaves or AwareDatetime in leaves:
+        return _as_utc
+    return None
+
+
+class RowModel(CodeAtlasModel):
+    """A table row as read from PostgreSQL."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    __table__: ClassVar[str]
+    __primary_key__: ClassVar[str] = "id"
+    #: field -> conversion applied by from_record (non-None values only); set per subclass.
+    __record_converters__: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        converters = {}
+        for name, field in cls.model_fields.items():
+            converter = _record_converter(field.annotation)
+            if converter is not None:
+                converters[name] = converter
+        cls.__record_converters__ = converters
+
+    @classmethod
+    def from_record(cls, record: RecordLike) -> Self:
+        """Return the row for a database *record* without re-validating it.
+
+        Columns the record lacks keep their default (vectors: None); keys that are not
+        columns (a computed distance, say) are ignored.
+        """
+        values = dict(record.items())
+        for name, convert in cls.__record_converters__.items():
+            value = values.get(name)
+            if value is not None:
+                values[name] = convert(value)
+        # the pydantic mypy plugin types model_construct as returning this base, not Self
+        return cast(Self, cls.model_construct(**values))
+
+
+def _db_value(value: Any) -> Any:
+    """Return *value* in the form asyncpg binds for its column."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        # write models only hold aware datetimes; the columns store naive UTC
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+class WriteModel(CodeAtlasModel):
+    """What callers send: unknown fields are errors and assignments are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise _input_error(type(self), exc) from exc
+
+    def _db_columns(self) -> Iterator[str]:
+        """Yield the columns to write, in declaration order (stable SQL text)."""
+        return iter(type(self).model_fields)
+
+    def to_db(self) -> dict[str, Any]:
+        """Return column -> value ready for asyncpg binding.
+
+        Aware datetimes become naive UTC, enums their string, vectors stay float32 arrays and
+        JSON stays Python objects (the pool registers a JSONB codec).
+        """
+        return {name: _db_value(getattr(self, name)) for name in self._db_columns()}
+
+
+class CreateModel(WriteModel):
+    """A row to insert. Server-generated columns are absent; ``id=None`` lets the DB pick."""
+
+    def _db_columns(self) -> Iterator[str]:
+        for name in type(self).model_fields:
+            if name != "id" or self.__dict__[name] is not None:
+                yield name
+
+
+class UpdateModel(WriteModel):
+    """A partial update: only fields the caller set (``model_fields_set``) are written."""
+
+    def _db_columns(self) -> Iterator[str]:
+        written = self.model_fields_set
+        return (name for name in type(self).model_fields if name in written)
