@@ -15,6 +15,7 @@ import asyncpg
 from asyncpg import Record
 from asyncpg.pool import Pool
 
+from ._state import AtlasState
 from .errors import ConnectionLostError, translate_db_error
 
 __all__ = ["Executor", "translated"]
@@ -39,15 +40,21 @@ def translated(connection: asyncpg.Connection | None = None) -> Iterator[None]:
 class Executor:
     """Run queries on a pool or on one connection; see the module docstring."""
 
-    __slots__ = ("_connection", "_pool")
+    __slots__ = ("_connection", "_pool", "state")
 
     def __init__(
-        self, *, pool: Pool | None = None, connection: asyncpg.Connection | None = None
+        self,
+        *,
+        pool: Pool | None = None,
+        connection: asyncpg.Connection | None = None,
+        state: AtlasState | None = None,
     ) -> None:
         if (pool is None) == (connection is None):
             raise ValueError("Executor needs exactly one of pool or connection")
         self._pool = pool
         self._connection = connection
+        #: shared by every executor of one Atlas (server facts, caches)
+        self.state = state or AtlasState()
 
     @property
     def in_transaction(self) -> bool:
@@ -72,7 +79,9 @@ class Executor:
             with translated(connection):
                 async with connection.transaction():
                     yield (
-                        self if self._connection is not None else Executor(connection=connection)
+                        self
+                        if self._connection is not None
+                        else Executor(connection=connection, state=self.state)
                     )
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:

@@ -22,6 +22,7 @@ from .errors import ConfigurationError, ConnectionLostError, ExtensionError
 
 __all__ = [
     "MIN_PGVECTOR",
+    "PackedVector",
     "bootstrap",
     "create_pool",
     "decode_vector",
@@ -41,8 +42,23 @@ _BE_FLOAT32: Final = np.dtype(">f4")
 _JSONB_VERSION: Final = b"\x01"
 
 
+class PackedVector:
+    """A vector already in wire format, for ``vector[]`` parameters.
+
+    asyncpg's array encoder recurses into anything iterable, so an array of numpy vectors
+    would be taken for a 2-D array of floats; this wrapper is deliberately not iterable.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, value: Any) -> None:
+        self.data = encode_vector(value)
+
+
 def encode_vector(value: Any) -> bytes:
     """Encode a 1-D float sequence in pgvector's binary format (big-endian float32)."""
+    if isinstance(value, PackedVector):
+        return value.data
     array = np.asarray(value, dtype=_BE_FLOAT32)
     if array.ndim != 1:
         raise ValueError(f"a vector must be 1-dimensional, got shape {array.shape}")

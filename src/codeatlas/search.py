@@ -1,0 +1,252 @@
+"""Cosine top-k search over IVFFlat-indexed vector columns.
+
+Every repository over a table with a vector column derives from ``SearchableRepository``
+and so offers ``search_similar`` and ``search_similar_many``. The query is always
+
+    SELECT <columns>, <vec> <=> $1 AS _distance FROM <table>
+     WHERE <vec> IS NOT NULL [AND <filters>] [AND <vec> <=> $1 <= <max distance>]
+     ORDER BY <vec> <=> $1 LIMIT $2
+
+with the vector bound in binary, which is the shape PostgreSQL answers from the IVFFlat
+index. The knobs (``ivfflat.probes``, ``ivfflat.iterative_scan``) are set with
+``set_config(..., is_local => true)`` inside the query's own transaction, so a pooled
+connection never carries them to its next user. With pgvector 0.8 iterative scans a
+filtered search keeps probing lists until k rows match (or every list was read), so a
+short result means fewer than k rows match; on an older pgvector a short filtered result
+is completed by an exact pass, and the fallback is logged.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Generic
+
+import numpy as np
+import numpy.typing as npt
+
+from ._db import Executor
+from ._pool import PackedVector
+from .errors import InvalidInputError
+from .filters import Where, compile_where
+from .models._types import validate_vector
+from .repositories._base import CreateT, Repository, RowT, UpdateT
+
+__all__ = ["DEFAULT_PROBES", "MAX_K", "Match", "SearchableRepository"]
+
+logger = logging.getLogger("codeatlas.search")
+
+MAX_K: Final = 1000
+#: Probes used until ``atlas.indexes.tune()`` stores a measured default for the index
+#: (pgvector's advice: sqrt(lists), i.e. 10 for the schema's lists = 100).
+DEFAULT_PROBES: Final = 10
+
+_SET_KNOBS: Final = """
+SELECT set_config('ivfflat.probes', $1, true),
+       set_config('ivfflat.iterative_scan', $2, true)"""
+_SET_PROBES_ONLY: Final = "SELECT set_config('ivfflat.probes', $1, true)"
+# An exact scan: no index scan at all (btree filters still run as bitmap scans).
+_SET_EXACT: Final = "SELECT set_config('enable_indexscan', 'off', true)"
+_READ_DEFAULT_PROBES: Final = """
+SELECT default_probes FROM codeatlas_vector_indexes WHERE index_name = $1"""
+
+
+@dataclass(frozen=True, slots=True)
+class Match(Generic[RowT]):
+    """One search hit: the row, and its cosine score (``similarity = 1 - distance``)."""
+
+    item: RowT
+    distance: float
+
+    @property
+    def similarity(self) -> float:
+        """Cosine similarity, 1 - cosine distance: 1 identical, 0 orthogonal, -1 opposite."""
+        return 1.0 - self.distance
+
+
+class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
+    """A repository over a table with one IVFFlat-indexed vector column."""
+
+    vector_column: ClassVar[str]
+    dimensions: ClassVar[int]
+    vector_index: ClassVar[str]
+
+    def __init__(self, executor: Executor) -> None:
+        super().__init__(executor)
+
+    # -- the query ------------------------------------------------------------------------
+
+    def _search_sql(
+        self,
+        *,
+        filters: builtins.list[str],
+        max_distance_param: str | None,
+        include_embedding: bool,
+        limit_param: str,
+        query_ref: str = "$1",
+        alias: str = "",
+    ) -> str:
+        vec = f"{alias}{self.vector_column}"
+        columns = ", ".join(
+            f"{alias}{c}" for c in self.columns if include_embedding or c not in self.vector_columns
+        )
+        conditions = [f"{vec} IS NOT NULL", *filters]
+        if max_distance_param is not None:
+            conditions.append(f"{vec} <=> {query_ref} <= {max_distance_param}")
+        return (
+            f"SELECT {columns}, {vec} <=> {query_ref} AS _distance "
+            f"FROM {self.table} {alias.rstrip('.')} WHERE {' AND '.join(conditions)} "
+            f"ORDER BY {vec} <=> {query_ref} LIMIT {limit_param}"
+        )
+
+    def _validate(self, embedding: Any, k: int, min_similarity: float | None) -> Any:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k must be an integer within 1..{MAX_K}, got {k!r}")
+        if min_similarity is not None and not (
+            isinstance(min_similarity, int | float) and -1.0 <= min_similarity <= 1.0
+        ):
+            raise InvalidInputError(f"min_similarity must be within -1..1, got {min_similarity!r}")
+        return validate_vector(embedding, self.dimensions, field="embedding")
+
+    async def _probes(self, probes: int | None) -> int:
+        """Return *probes*, else the tuned default of this index, else DEFAULT_PROBES."""
+        if probes is not None:
+            if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+                raise InvalidInputError(f"probes must be a positive integer, got {probes!r}")
+            return probes
+        state = self._executor.state
+        cached = state.probe_defaults.get(self.vector_index)
+        now = time.monotonic()
+        if cached is None or now - cached[1] > state.probe_defaults_ttl:
+            stored = await self._executor.fetchval(_READ_DEFAULT_PROBES, self.vector_index)
+            cached = (stored, now)
+            state.probe_defaults[self.vector_index] = cached
+        return cached[0] or DEFAULT_PROBES
+
+    async def _set_knobs(self, tx: Executor, probes: int, exact: bool) -> None:
+        if exact:
+            await tx.execute(_SET_EXACT)
+        elif tx.state.iterative_scans:
+            await tx.execute(_SET_KNOBS, str(probes), "relaxed_order")
+        else:
+            await tx.execute(_SET_PROBES_ONLY, str(probes))
+
+    def _matches(self, records: Sequence[Any]) -> builtins.list[Match[RowT]]:
+        matches = [Match(self._row(r), float(r["_distance"])) for r in records]
+        # relaxed_order iterative scans may return neighbours slightly out of order
+        matches.sort(key=lambda m: m.distance)
+        return matches
+
+    # -- public API -----------------------------------------------------------------------
+
+    async def search_similar(
+        self,
+        embedding: Sequence[float] | npt.NDArray[np.floating[Any]],
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        min_similarity: float | None = None,
+        probes: int | None = None,
+        exact: bool = False,
+        include_embedding: bool = False,
+    ) -> builtins.list[Match[RowT]]:
+        """Return the *k* rows nearest to *embedding* by cosine distance, nearest first.
+
+        *where* filters on this table's columns (see ``codeatlas.filters``);
+        *min_similarity* keeps only rows at least that similar (still an index scan);
+        *probes* overrides the tuned default; *exact* scans every row (ground truth).
+        """
+        vector = self._validate(embedding, k, min_similarity)
+        clauses, params = compile_where(where, self.filterable, first_param=3)
+        max_distance_param = None
+        if min_similarity is not None:
+            params.append(1.0 - float(min_similarity))
+            max_distance_param = f"${len(params) + 2}"
+        sql = self._search_sql(
+            filters=clauses,
+            max_distance_param=max_distance_param,
+            include_embedding=include_embedding,
+            limit_param="$2",
+        )
+        chosen_probes = await self._probes(probes)
+        async with self._executor.transaction() as tx:
+            await self._set_knobs(tx, chosen_probes, exact)
+            records = await tx.fetch(sql, vector, k, *params)
+        matches = self._matches(records)
+        if (
+            len(matches) < k
+            and not exact
+            and (clauses or min_similarity is not None)
+            and not self._executor.state.iterative_scans
+        ):
+            logger.warning(
+                "pgvector %s has no iterative scans: filtered search on %s returned %d of %d; "
+                "completing it with an exact scan",
+                ".".join(map(str, self._executor.state.pgvector_version)),
+                self.table,
+                len(matches),
+                k,
+            )
+            async with self._executor.transaction() as tx:
+                await self._set_knobs(tx, chosen_probes, True)
+                matches = self._matches(await tx.fetch(sql, vector, k, *params))
+        return matches
+
+    async def search_similar_many(
+        self,
+        embeddings: Sequence[Sequence[float] | npt.NDArray[np.floating[Any]]],
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        min_similarity: float | None = None,
+        probes: int | None = None,
+        exact: bool = False,
+        include_embedding: bool = False,
+    ) -> builtins.list[builtins.list[Match[RowT]]]:
+        """Answer several queries in one round trip; result *i* belongs to ``embeddings[i]``."""
+        if not embeddings:
+            return []
+        if len(embeddings) > MAX_K:
+            raise InvalidInputError(f"at most {MAX_K} query vectors per batch")
+        vectors = [
+            PackedVector(validate_vector(e, self.dimensions, field=f"embeddings[{i}]"))
+            for i, e in enumerate(embeddings)
+        ]
+        self._validate(np.ones(self.dimensions, dtype=np.float32), k, min_similarity)
+        clauses, params = compile_where(where, self.filterable, first_param=3, alias="t.")
+        max_distance_param = None
+        if min_similarity is not None:
+            params.append(1.0 - float(min_similarity))
+            max_distance_param = f"${len(params) + 2}"
+        inner = self._search_sql(
+            filters=clauses,
+            max_distance_param=max_distance_param,
+            include_embedding=include_embedding,
+            limit_param="$2",
+            query_ref="q.query",
+            alias="t.",
+        )
+        sql = (
+            "SELECT q.ordinal AS _ordinal, hit.* "
+            "FROM unnest($1::vector[]) WITH ORDINALITY AS q(query, ordinal) "
+            f"CROSS JOIN LATERAL ({inner}) AS hit"
+        )
+        chosen_probes = await self._probes(probes)
+        async with self._executor.transaction() as tx:
+            await self._set_knobs(tx, chosen_probes, exact)
+            records = await tx.fetch(sql, vectors, k, *params)
+        grouped: builtins.list[builtins.list[Any]] = [[] for _ in embeddings]
+        for record in records:
+            grouped[record["_ordinal"] - 1].append(record)
+        return [self._matches(group) for group in grouped]
+
+
+def recommended_lists(rows: int) -> int:
+    """Return pgvector's advice for IVFFlat lists: rows/1000 up to 1M rows, sqrt(rows) beyond."""
+    if rows <= 1_000_000:
+        return max(1, rows // 1000)
+    return max(1, int(math.sqrt(rows)))
