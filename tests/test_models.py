@@ -659,9 +659,23 @@ def test_every_row_model_loads_a_record_and_agrees_with_validation(
     assert row_model.model_validate(row.model_dump()) == row
 
 
-def test_row_models_know_their_table() -> None:
+def test_row_models_know_their_table_and_vector_columns() -> None:
     assert CodebaseMetadata.__table__ == "codebase_metadata"
     assert RuleExecution.__table__ == "rule_executions"
+    vectors = {
+        row.__table__: row.__vector_columns__ for row in ROW_MODELS if row.__vector_columns__
+    }
+    assert vectors == {
+        "codebase_metadata": {"vector_embedding": 1536},
+        "graph_nodes": {"vector_embedding": 1536},
+        "vector_search": {"vector_embedding": 1536},
+        "rules": {"embedding": 768},
+        "code_embeddings": {"embedding": 768},
+        "code_locations": {"embedding": 768},
+        "rag_documents": {"embedding": 768},
+        "rag_queries": {"query_embedding": 768},
+        "semantic_cache": {"query_embedding": 768},
+    }
     assert len(ROW_MODELS) == 25
     assert len({row.__table__ for row in ROW_MODELS}) == 25
 

@@ -25,6 +25,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from codeatlas.errors import InvalidInputError, InvalidVectorError
 
+from ._types import _VectorSchema
+
 __all__ = [
     "CodeAtlasModel",
     "CreateModel",
@@ -125,14 +127,17 @@ class CodeAtlasModel(BaseModel):
             yield name, _VectorRepr(value) if isinstance(value, np.ndarray) else value
 
 
-def _leaf_types(annotation: Any) -> Iterator[Any]:
-    """Yield the types inside unions and Annotated wrappers of *annotation*."""
+def _parts(annotation: Any) -> Iterator[Any]:
+    """Yield the types inside unions and Annotated wrappers of *annotation*, and their metadata."""
+    # the metadata matters: a nullable vector's marker sits inside `Annotated[...] | None`
     origin = get_origin(annotation)
     if origin is Annotated:
-        yield from _leaf_types(get_args(annotation)[0])
+        base, *metadata = get_args(annotation)
+        yield from metadata
+        yield from _parts(base)
     elif origin is Union or origin is types.UnionType:
         for arg in get_args(annotation):
-            yield from _leaf_types(arg)
+            yield from _parts(arg)
     else:
         yield annotation
 
@@ -142,15 +147,14 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _record_converter(annotation: Any) -> Callable[[Any], Any] | None:
-    """Return the from_record conversion for a field typed *annotation*, if it needs one."""
-    leaves = list(_leaf_types(annotation))
-    for leaf in leaves:
-        if isinstance(leaf, type) and issubclass(leaf, Enum):
-            members = {member.value: member for member in leaf}
+def _record_converter(parts: list[Any]) -> Callable[[Any], Any] | None:
+    """Return the from_record conversion for a field made of *parts*, if it needs one."""
+    for part in parts:
+        if isinstance(part, type) and issubclass(part, Enum):
+            members = {member.value: member for member in part}
             return lambda value: members.get(value, value)
     # AwareDatetime is its own marker class at run time, not a datetime subclass
-    if datetime in leaves or AwareDatetime in leaves:
+    if datetime in parts or AwareDatetime in parts:
         return _as_utc
     return None
 
@@ -162,17 +166,26 @@ class RowModel(CodeAtlasModel):
 
     __table__: ClassVar[str]
     __primary_key__: ClassVar[str] = "id"
+    #: vector column -> dimension, e.g. ``{"embedding": 768}``; set per subclass.
+    __vector_columns__: ClassVar[dict[str, int]] = {}
     #: field -> conversion applied by from_record (non-None values only); set per subclass.
     __record_converters__: ClassVar[dict[str, Callable[[Any], Any]]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        converters = {}
+        vectors: dict[str, int] = {}
+        converters: dict[str, Callable[[Any], Any]] = {}
         for name, field in cls.model_fields.items():
-            converter = _record_converter(field.annotation)
+            # pydantic moves a top-level Annotated's metadata to field.metadata
+            parts = [*field.metadata, *_parts(field.annotation)]
+            dim = next((part.dim for part in parts if isinstance(part, _VectorSchema)), None)
+            if dim is not None:
+                vectors[name] = dim
+            converter = _record_converter(parts)
             if converter is not None:
                 converters[name] = converter
+        cls.__vector_columns__ = vectors
         cls.__record_converters__ = converters
 
     @classmethod
