@@ -29,6 +29,7 @@ __all__ = [
     "encode_vector",
     "init_connection",
     "open_connection",
+    "parse_version",
 ]
 
 MIN_PGVECTOR: Final = (0, 5, 0)
@@ -128,7 +129,8 @@ async def open_connection(dsn: str, settings: Settings) -> asyncpg.Connection:
         raise ConfigurationError(f"invalid DSN: {redact_dsn(dsn)}") from None
 
 
-def _parse_version(text: str) -> tuple[int, ...]:
+def parse_version(text: str) -> tuple[int, ...]:
+    """Return ``"0.8.6"`` as ``(0, 8, 6)``."""
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
@@ -159,7 +161,7 @@ async def bootstrap(connection: asyncpg.Connection) -> str:
                 "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
             )
     version = str(installed)
-    if _parse_version(version) < MIN_PGVECTOR:
+    if parse_version(version) < MIN_PGVECTOR:
         raise ExtensionError(
             f"pgvector {version} is too old (IVFFlat cosine search needs >= 0.5.0): "
             f"run ALTER EXTENSION vector UPDATE after you {_INSTALL_HINT}"

@@ -13,9 +13,11 @@ import asyncpg
 from asyncpg.pool import Pool
 
 from ._db import Executor
-from ._pool import create_pool, open_connection
+from ._pool import bootstrap, create_pool, open_connection, parse_version
 from ._server import EmbeddedServer, get_embedded_server
+from ._state import AtlasState
 from .config import Settings, redact_dsn
+from .indexes import Indexes
 from .migrations import ApplyResult, MigrationStatus, Migrator, RollbackResult
 
 __all__ = ["Atlas", "Migrations", "Scope", "Transaction", "connect", "resolve_dsn"]
@@ -90,13 +92,15 @@ class Atlas(Scope):
         settings: Settings,
         pool: Pool,
         server: EmbeddedServer | None,
+        state: AtlasState,
     ) -> None:
-        super().__init__(Executor(pool=pool))
+        super().__init__(Executor(pool=pool, state=state))
         self._dsn = dsn
         self.settings = settings
         self.pool = pool
         self.server = server
         self.migrations = Migrations(dsn, settings, pool)
+        self.indexes = Indexes(self._executor, dsn, settings)
 
     @property
     def dsn(self) -> str:
@@ -155,15 +159,18 @@ async def _open(
     if migrate:
         await Migrator(resolved, settings=settings).apply()
     else:
-        from ._pool import bootstrap
-
         connection = await open_connection(resolved, settings)
         try:
             await bootstrap(connection)
         finally:
             await connection.close()
     pool = await create_pool(resolved, settings, **pool_options)
-    return Atlas(dsn=resolved, settings=settings, pool=pool, server=server)
+    version = await pool.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    state = AtlasState(
+        pgvector_version=parse_version(str(version)),
+        similarity_cache_ttl=settings.similarity_cache_ttl,
+    )
+    return Atlas(dsn=resolved, settings=settings, pool=pool, server=server, state=state)
 
 
 class _Connect:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     application_name: str = Field(default="codeatlas", max_length=63)
     #: Seconds a process waits for another process' migration run before MigrationLockTimeout.
     migration_lock_timeout: float = Field(default=60.0, gt=0)
+    #: Seconds a cache-through search result (``search_similar(cache=True)``) stays valid.
+    similarity_cache_ttl: float = Field(default=300.0, gt=0)
     #: Seconds between two attempts to take the migration lock.
     migration_lock_poll_interval: float = Field(default=0.05, gt=0)
 

@@ -31,7 +31,7 @@ Messages never include passwords.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 
@@ -173,7 +173,16 @@ class ImmutableRowError(CodeAtlasError):
 
 
 class InvalidInputError(CodeAtlasError, ValueError):
-    """The caller's input is invalid; nothing was sent to the server."""
+    """The caller's input is invalid; nothing was sent to the server.
+
+    ``errors`` holds pydantic's structured list when a model rejected the input.
+    """
+
+    errors: list[Any]
+
+    def __init__(self, message: str, *, errors: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
 
 
 class InvalidVectorError(InvalidInputError):

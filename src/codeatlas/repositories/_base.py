@@ -22,7 +22,6 @@ from .._db import Executor
 from ..errors import ImmutableRowError, InvalidFilterError, InvalidInputError, NotFoundError
 from ..filters import Where, compile_where
 from ..models._base import CreateModel, RowModel, UpdateModel
-from ..models._types import _VectorSchema
 
 __all__ = ["Page", "Repository"]
 
@@ -104,9 +103,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
             return  # an intermediate base
         _ident(cls.table)
         cls.columns = tuple(_ident(name) for name in cls.row_model.model_fields)
-        cls.vector_columns = frozenset(
-            name for name in cls.columns if name in _vector_fields(cls.row_model)
-        )
+        cls.vector_columns = frozenset(cls.row_model.__vector_columns__)
         cls.filterable = frozenset(cls.columns) - cls.vector_columns
         if cls.orderable is None:
             cls.orderable = cls.filterable
@@ -447,12 +444,3 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
             f"DELETE FROM {self.table} WHERE {' AND '.join(clauses)}", *params
         )
         return int(status.split()[-1])
-
-
-def _vector_fields(model: type[RowModel]) -> set[str]:
-    """Return the fields of *model* typed as a pgvector column."""
-    return {
-        name
-        for name, field in model.model_fields.items()
-        if any(isinstance(meta, _VectorSchema) for meta in field.metadata)
-    }
