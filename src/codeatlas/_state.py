@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["AtlasState"]
+__all__ = ["AtlasState", "CacheStats"]
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Hits and misses of ``SemanticCache.lookup`` since this Atlas connected."""
+
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Hits over lookups, or None before the first lookup."""
+        total = self.hits + self.misses
+        return self.hits / total if total else None
 
 
 @dataclass(slots=True)
@@ -19,6 +33,8 @@ class AtlasState:
     probe_defaults_ttl: float = 30.0
     #: seconds a vector_similarity_cache entry stays valid.
     similarity_cache_ttl: float = 300.0
+    #: semantic cache lookups of every scope of this Atlas.
+    semantic_cache_stats: CacheStats = field(default_factory=CacheStats)
 
     @property
     def iterative_scans(self) -> bool:

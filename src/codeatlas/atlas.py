@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
+from functools import cached_property
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -16,6 +17,7 @@ from ._db import Executor
 from ._pool import bootstrap, create_pool, open_connection, parse_version
 from ._server import EmbeddedServer, get_embedded_server
 from ._state import AtlasState
+from .cache import SemanticCache, SimilarityCache
 from .config import Settings, redact_dsn
 from .indexes import Indexes
 from .migrations import ApplyResult, MigrationStatus, Migrator, RollbackResult
@@ -27,10 +29,24 @@ EMBEDDED_DATABASE: Final = "codeatlas"
 
 
 class Scope:
-    """The repositories, bound to one executor (the pool, or a transaction's connection)."""
+    """The repositories, bound to one executor (the pool, or a transaction's connection).
+
+    Repositories are built on first use (no I/O); a transaction's scope builds its own,
+    bound to the transaction's connection.
+    """
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
+
+    @cached_property
+    def similarity_cache(self) -> SimilarityCache:
+        """Cache-through storage behind ``search_similar(..., cache=True)``."""
+        return SimilarityCache(self._executor)
+
+    @cached_property
+    def semantic_cache(self) -> SemanticCache:
+        """Reuse of answers to similar questions (``lookup`` / ``store``)."""
+        return SemanticCache(self._executor)
 
     @property
     def executor(self) -> Executor:

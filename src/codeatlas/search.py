@@ -60,12 +60,13 @@ class Match(Generic[RowT]):
     """One search hit: the row, and its cosine score (``similarity = 1 - distance``)."""
 
     item: RowT
-    distance: float
+    #: cosine similarity, 1 - cosine distance: 1 identical, 0 orthogonal, -1 opposite
+    similarity: float
 
     @property
-    def similarity(self) -> float:
-        """Cosine similarity, 1 - cosine distance: 1 identical, 0 orthogonal, -1 opposite."""
-        return 1.0 - self.distance
+    def distance(self) -> float:
+        """Cosine distance as pgvector's ``<=>`` defines it (0..2)."""
+        return 1.0 - self.similarity
 
 
 class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
@@ -136,10 +137,42 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             await tx.execute(_SET_PROBES_ONLY, str(probes))
 
     def _matches(self, records: Sequence[Any]) -> builtins.list[Match[RowT]]:
-        matches = [Match(self._row(r), float(r["_distance"])) for r in records]
+        matches = [Match(self._row(r), 1.0 - float(r["_distance"])) for r in records]
         # relaxed_order iterative scans may return neighbours slightly out of order
-        matches.sort(key=lambda m: m.distance)
+        matches.sort(key=lambda m: -m.similarity)
         return matches
+
+    def _prepare(
+        self,
+        where: Where | None,
+        min_similarity: float | None,
+        include_embedding: bool,
+        *,
+        batched: bool,
+    ) -> tuple[str, builtins.list[Any], bool]:
+        """Return the search SQL ($1 query, $2 k, then filter parameters), its parameters, and
+        whether anything narrows the result (filters or a similarity floor)."""
+        alias = "t." if batched else ""
+        clauses, params = compile_where(where, self.filterable, first_param=3, alias=alias)
+        max_distance_param = None
+        if min_similarity is not None:
+            params.append(1.0 - float(min_similarity))
+            max_distance_param = f"${len(params) + 2}"
+        sql = self._search_sql(
+            filters=clauses,
+            max_distance_param=max_distance_param,
+            include_embedding=include_embedding,
+            limit_param="$2",
+            query_ref="q.query" if batched else "$1",
+            alias=alias,
+        )
+        if batched:
+            sql = (
+                "SELECT q.ordinal AS _ordinal, hit.* "
+                "FROM unnest($1::vector[]) WITH ORDINALITY AS q(query, ordinal) "
+                f"CROSS JOIN LATERAL ({sql}) AS hit"
+            )
+        return sql, params, bool(clauses) or min_similarity is not None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -153,36 +186,53 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         probes: int | None = None,
         exact: bool = False,
         include_embedding: bool = False,
+        cache: bool = False,
     ) -> builtins.list[Match[RowT]]:
         """Return the *k* rows nearest to *embedding* by cosine distance, nearest first.
 
         *where* filters on this table's columns (see ``codeatlas.filters``);
         *min_similarity* keeps only rows at least that similar (still an index scan);
-        *probes* overrides the tuned default; *exact* scans every row (ground truth).
+        *probes* overrides the tuned default; *exact* scans every row (ground truth);
+        *cache* answers from, and fills, the similarity cache (see ``codeatlas.cache``).
         """
         vector = self._validate(embedding, k, min_similarity)
-        clauses, params = compile_where(where, self.filterable, first_param=3)
-        max_distance_param = None
-        if min_similarity is not None:
-            params.append(1.0 - float(min_similarity))
-            max_distance_param = f"${len(params) + 2}"
-        sql = self._search_sql(
-            filters=clauses,
-            max_distance_param=max_distance_param,
-            include_embedding=include_embedding,
-            limit_param="$2",
-        )
         chosen_probes = await self._probes(probes)
+        if cache:
+            # cache.py builds on this module, hence the import here
+            from .cache import SimilarityCache
+
+            return await SimilarityCache(self._executor).search_through(
+                self,
+                vector,
+                k,
+                where=where,
+                min_similarity=min_similarity,
+                probes=chosen_probes,
+                exact=exact,
+                include_embedding=include_embedding,
+            )
+        return await self._search(
+            vector, k, where, min_similarity, chosen_probes, exact, include_embedding
+        )
+
+    async def _search(
+        self,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        where: Where | None,
+        min_similarity: float | None,
+        probes: int,
+        exact: bool,
+        include_embedding: bool,
+    ) -> builtins.list[Match[RowT]]:
+        """Run a validated search (the uncached path of ``search_similar``)."""
+        sql, params, narrowed = self._prepare(
+            where, min_similarity, include_embedding, batched=False
+        )
         async with self._executor.transaction() as tx:
-            await self._set_knobs(tx, chosen_probes, exact)
-            records = await tx.fetch(sql, vector, k, *params)
-        matches = self._matches(records)
-        if (
-            len(matches) < k
-            and not exact
-            and (clauses or min_similarity is not None)
-            and not self._executor.state.iterative_scans
-        ):
+            await self._set_knobs(tx, probes, exact)
+            matches = self._matches(await tx.fetch(sql, vector, k, *params))
+        if len(matches) < k and narrowed and not exact and not self._executor.state.iterative_scans:
             logger.warning(
                 "pgvector %s has no iterative scans: filtered search on %s returned %d of %d; "
                 "completing it with an exact scan",
@@ -192,7 +242,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
                 k,
             )
             async with self._executor.transaction() as tx:
-                await self._set_knobs(tx, chosen_probes, True)
+                await self._set_knobs(tx, probes, True)
                 matches = self._matches(await tx.fetch(sql, vector, k, *params))
         return matches
 
@@ -212,29 +262,8 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             return []
         if len(embeddings) > MAX_K:
             raise InvalidInputError(f"at most {MAX_K} query vectors per batch")
-        vectors = [
-            PackedVector(validate_vector(e, self.dimensions, field=f"embeddings[{i}]"))
-            for i, e in enumerate(embeddings)
-        ]
-        self._validate(np.ones(self.dimensions, dtype=np.float32), k, min_similarity)
-        clauses, params = compile_where(where, self.filterable, first_param=3, alias="t.")
-        max_distance_param = None
-        if min_similarity is not None:
-            params.append(1.0 - float(min_similarity))
-            max_distance_param = f"${len(params) + 2}"
-        inner = self._search_sql(
-            filters=clauses,
-            max_distance_param=max_distance_param,
-            include_embedding=include_embedding,
-            limit_param="$2",
-            query_ref="q.query",
-            alias="t.",
-        )
-        sql = (
-            "SELECT q.ordinal AS _ordinal, hit.* "
-            "FROM unnest($1::vector[]) WITH ORDINALITY AS q(query, ordinal) "
-            f"CROSS JOIN LATERAL ({inner}) AS hit"
-        )
+        vectors = [PackedVector(self._validate(e, k, min_similarity)) for e in embeddings]
+        sql, params, _ = self._prepare(where, min_similarity, include_embedding, batched=True)
         chosen_probes = await self._probes(probes)
         async with self._executor.transaction() as tx:
             await self._set_knobs(tx, chosen_probes, exact)
