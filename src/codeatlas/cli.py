@@ -11,12 +11,14 @@ from typing import Any, Final
 
 import asyncpg
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ._pool import open_connection
-from .atlas import resolve_dsn
+from .atlas import Atlas, connect, resolve_dsn
 from .config import Settings, redact_dsn
 from .errors import CodeAtlasError
+from .indexes import IndexProgress, IndexStatus
 from .migrations import Migration, Migrator
 
 __all__ = ["main"]
@@ -179,6 +181,92 @@ async def _doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+async def _index(args: argparse.Namespace) -> int:
+    target = await _target(args)
+    async with connect(target.dsn, migrate=False, settings=target.settings) as atlas:
+        if args.action == "status":
+            _print_index_status(await atlas.indexes.status())
+        elif args.action == "rebuild":
+            await _rebuild(atlas, args)
+        else:
+            results = await atlas.indexes.tune(
+                args.table, target_recall=args.target, sample=args.sample
+            )
+            table = Table()
+            for column in ("table", "probes", "recall@10", "tried (probes: recall)"):
+                table.add_column(column)
+            for result in results:
+                tried = ", ".join(f"{p}: {r:.3f}" for p, r in result.tried.items())
+                table.add_row(result.table, str(result.probes), f"{result.recall:.3f}", tried)
+            _out.print(table)
+            if not results:
+                _out.print("no table with vectors to tune")
+    return 0
+
+
+def _print_index_status(statuses: Sequence[IndexStatus]) -> None:
+    table = Table()
+    for column in (
+        "table",
+        "index",
+        "rows",
+        "lists",
+        "advised lists",
+        "built on",
+        "valid",
+        "size",
+        "probes",
+        "rebuild?",
+    ):
+        table.add_column(column, justify="right" if column in {"rows", "lists"} else "left")
+    for status in statuses:
+        table.add_row(
+            status.table,
+            status.index,
+            str(status.rows),
+            str(status.lists),
+            str(status.recommended_lists),
+            "" if status.rows_at_build is None else str(status.rows_at_build),
+            "yes" if status.valid else "[red]NO[/]",
+            f"{status.size_bytes / 1024:.0f} KiB",
+            "" if status.default_probes is None else str(status.default_probes),
+            f"[yellow]yes[/]: {status.reason}" if status.rebuild_advised else "no",
+        )
+    _out.print(table)
+
+
+async def _rebuild(atlas: Atlas, args: argparse.Namespace) -> None:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[phase]}"),
+        TimeElapsedColumn(),
+        console=_out,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(update: IndexProgress) -> None:
+            task = tasks.get(update.table)
+            if task is None:
+                task = tasks[update.table] = progress.add_task(update.table, phase="", total=None)
+            progress.update(
+                task, completed=update.done, total=update.total or None, phase=update.phase
+            )
+
+        results = await atlas.indexes.rebuild(
+            args.table,
+            lists=args.lists,
+            concurrently=not args.blocking,
+            on_progress=report,
+        )
+    for result in results:
+        _out.print(
+            f"rebuilt {result.index} on {result.rows} rows with {result.lists} lists "
+            f"in {result.seconds:.1f} s"
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codeatlas",
@@ -205,6 +293,15 @@ def _parser() -> argparse.ArgumentParser:
         help="drop tables even when they hold rows",
     )
     command("doctor", "check server, pgvector, ledger, invalid indexes and legacy tables")
+    index = command("index", "vector indexes: status, rebuild, tune")
+    index.add_argument("action", choices=("status", "rebuild", "tune"))
+    index.add_argument("--table", help="one table (default: every table with a vector index)")
+    index.add_argument("--lists", type=int, help="rebuild: IVFFlat lists (default: advised)")
+    index.add_argument(
+        "--blocking", action="store_true", help="rebuild: in one transaction, not CONCURRENTLY"
+    )
+    index.add_argument("--target", type=float, default=0.95, help="tune: recall@10 target")
+    index.add_argument("--sample", type=int, default=200, help="tune: query vectors sampled")
     return parser
 
 
@@ -213,6 +310,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, in
     "status": _status,
     "rollback": _rollback,
     "doctor": _doctor,
+    "index": _index,
 }
 
 
