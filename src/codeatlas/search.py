@@ -113,8 +113,13 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             raise InvalidInputError(f"min_similarity must be within -1..1, got {min_similarity!r}")
         return validate_vector(embedding, self.dimensions, field="embedding")
 
-    async def _probes(self, probes: int | None) -> int:
-        """Return *probes*, else the tuned default of this index, else DEFAULT_PROBES."""
+    async def _probes(self, probes: int | None, exact: bool = False) -> int:
+        """Return *probes*, else the tuned default of this index, else DEFAULT_PROBES.
+
+        An exact search reads no index, so it needs (and reads) no probes: 0.
+        """
+        if exact:
+            return 0
         if probes is not None:
             if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
                 raise InvalidInputError(f"probes must be a positive integer, got {probes!r}")
@@ -196,7 +201,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         *cache* answers from, and fills, the similarity cache (see ``codeatlas.cache``).
         """
         vector = self._validate(embedding, k, min_similarity)
-        chosen_probes = await self._probes(probes)
+        chosen_probes = await self._probes(probes, exact)
         if cache:
             # cache.py builds on this module, hence the import here
             from .cache import SimilarityCache
@@ -264,7 +269,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             raise InvalidInputError(f"at most {MAX_K} query vectors per batch")
         vectors = [PackedVector(self._validate(e, k, min_similarity)) for e in embeddings]
         sql, params, _ = self._prepare(where, min_similarity, include_embedding, batched=True)
-        chosen_probes = await self._probes(probes)
+        chosen_probes = await self._probes(probes, exact)
         async with self._executor.transaction() as tx:
             await self._set_knobs(tx, chosen_probes, exact)
             records = await tx.fetch(sql, vectors, k, *params)
