@@ -21,6 +21,16 @@ from .cache import SemanticCache, SimilarityCache
 from .config import Settings, redact_dsn
 from .indexes import Indexes
 from .migrations import ApplyResult, MigrationStatus, Migrator, RollbackResult
+from .repositories.code import CodeRepository
+from .repositories.codebases import CodebasesRepository
+from .repositories.git import GitRepository
+from .repositories.graph import GraphRepository
+from .repositories.quality import QualityRepository
+from .repositories.rag import RagRepository
+from .repositories.rules import RulesRepository
+from .repositories.snapshots import SnapshotsRepository
+from .repositories.technology import TechnologyRepository
+from .repositories.vector_search import VectorSearchRepository
 
 __all__ = ["Atlas", "Migrations", "Scope", "Transaction", "connect", "resolve_dsn"]
 
@@ -37,6 +47,56 @@ class Scope:
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
+
+    @cached_property
+    def codebases(self) -> CodebasesRepository:
+        """Codebase registry (``.registry``) and per-file metadata (searchable, 1536-d)."""
+        return CodebasesRepository(self._executor)
+
+    @cached_property
+    def snapshots(self) -> SnapshotsRepository:
+        """Append-only codebase snapshots."""
+        return SnapshotsRepository(self._executor)
+
+    @cached_property
+    def graph(self) -> GraphRepository:
+        """Graph nodes (searchable, 1536-d), ``.edges`` and ``.types``; traversal, PageRank."""
+        return GraphRepository(self._executor)
+
+    @cached_property
+    def vector_search(self) -> VectorSearchRepository:
+        """Embedded content chunks per file (searchable, 1536-d)."""
+        return VectorSearchRepository(self._executor)
+
+    @cached_property
+    def code(self) -> CodeRepository:
+        """``.files``, ``.embeddings`` and ``.locations`` (both searchable, 768-d)."""
+        return CodeRepository(self._executor)
+
+    @cached_property
+    def rag(self) -> RagRepository:
+        """``.documents``, ``.queries`` (both searchable, 768-d) and ``.feedback``."""
+        return RagRepository(self._executor)
+
+    @cached_property
+    def rules(self) -> RulesRepository:
+        """Rules (searchable, 768-d), ``.executions`` and ``.proposals`` with voting."""
+        return RulesRepository(self._executor)
+
+    @cached_property
+    def quality(self) -> QualityRepository:
+        """Quality runs and their immutable ``.findings``."""
+        return QualityRepository(self._executor)
+
+    @cached_property
+    def technology(self) -> TechnologyRepository:
+        """Technology patterns and ``.templates``."""
+        return TechnologyRepository(self._executor)
+
+    @cached_property
+    def git(self) -> GitRepository:
+        """Agent ``.sessions``, the ``.pending`` merge queue and merge ``.history``."""
+        return GitRepository(self._executor)
 
     @cached_property
     def similarity_cache(self) -> SimilarityCache:
