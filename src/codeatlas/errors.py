@@ -19,7 +19,8 @@ The tree::
     ├── IntegrityError
     │   ├── UniqueConflictError       a unique key already exists (names the key)
     │   ├── ForeignKeyViolationError  the referenced parent row is missing (names it)
-    │   └── ConstraintViolationError  NOT NULL / CHECK / other constraint
+    │   ├── ConstraintViolationError  NOT NULL / CHECK / other constraint
+    │   └── CycleError                an edge would close a cycle in a DAG graph type
     ├── ImmutableRowError             UPDATE on an append-only table
     └── InvalidInputError (ValueError)
         ├── InvalidVectorError        wrong dimension, NaN/Inf, zero vector
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLostError",
     "ConstraintViolationError",
+    "CycleError",
     "DataLossRefusedError",
     "DatabaseAheadError",
     "EmbeddedServerError",
@@ -166,6 +168,27 @@ class ForeignKeyViolationError(IntegrityError):
 
 class ConstraintViolationError(IntegrityError):
     """A NOT NULL, CHECK or exclusion constraint rejected the write."""
+
+
+class CycleError(IntegrityError):
+    """An edge would close a cycle in a graph type that must stay acyclic (names the edge)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        codebase_id: str,
+        graph_type: str,
+        edge_id: str,
+        from_node_id: str,
+        to_node_id: str,
+    ):
+        super().__init__(message, table="graph_edges")
+        self.codebase_id = codebase_id
+        self.graph_type = graph_type
+        self.edge_id = edge_id
+        self.from_node_id = from_node_id
+        self.to_node_id = to_node_id
 
 
 class ImmutableRowError(CodeAtlasError):
