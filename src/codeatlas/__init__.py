@@ -18,6 +18,8 @@ from .errors import (
     InvalidVectorError,
     MigrationError,
     NotFoundError,
+    RunFinishedError,
+    TemplateChecksumError,
     UniqueConflictError,
 )
 from .migrations import ApplyResult, MigrationStatus, RollbackResult
@@ -40,8 +42,10 @@ __all__ = [
     "Migrations",
     "NotFoundError",
     "RollbackResult",
+    "RunFinishedError",
     "Scope",
     "Settings",
+    "TemplateChecksumError",
     "Transaction",
     "UniqueConflictError",
     "__version__",

@@ -59,7 +59,9 @@ __all__ = [
     "MigrationLockTimeout",
     "MissingMigrationError",
     "NotFoundError",
+    "RunFinishedError",
     "SchemaNotReadyError",
+    "TemplateChecksumError",
     "UniqueConflictError",
     "translate_db_error",
 ]
@@ -191,8 +193,16 @@ class CycleError(IntegrityError):
         self.to_node_id = to_node_id
 
 
+class TemplateChecksumError(IntegrityError):
+    """A technology template no longer matches its stored checksum (altered outside codeatlas)."""
+
+
 class ImmutableRowError(CodeAtlasError):
     """The table is append-only: its rows cannot be updated."""
+
+
+class RunFinishedError(ImmutableRowError):
+    """The quality run is finished: its findings and counts are final."""
 
 
 class InvalidInputError(CodeAtlasError, ValueError):
