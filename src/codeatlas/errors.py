@@ -20,8 +20,10 @@ The tree::
     │   ├── UniqueConflictError       a unique key already exists (names the key)
     │   ├── ForeignKeyViolationError  the referenced parent row is missing (names it)
     │   ├── ConstraintViolationError  NOT NULL / CHECK / other constraint
-    │   └── CycleError                an edge would close a cycle in a DAG graph type
+    │   ├── CycleError                an edge would close a cycle in a DAG graph type
+    │   └── TemplateChecksumError     a template's stored checksum does not match it
     ├── ImmutableRowError             UPDATE on an append-only table
+    │   └── RunFinishedError          findings added to (or finish of) a finished run
     └── InvalidInputError (ValueError)
         ├── InvalidVectorError        wrong dimension, NaN/Inf, zero vector
         └── InvalidFilterError        unknown filter key or malformed filter value
