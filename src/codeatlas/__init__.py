@@ -19,6 +19,7 @@ from .errors import (
     MigrationError,
     NotFoundError,
     RunFinishedError,
+    StateConflictError,
     TemplateChecksumError,
     UniqueConflictError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "RunFinishedError",
     "Scope",
     "Settings",
+    "StateConflictError",
     "TemplateChecksumError",
     "Transaction",
     "UniqueConflictError",

@@ -24,6 +24,7 @@ The tree::
     │   └── TemplateChecksumError     a template's stored checksum does not match it
     ├── ImmutableRowError             UPDATE on an append-only table
     │   └── RunFinishedError          findings added to (or finish of) a finished run
+    ├── StateConflictError            the row's state forbids it (closed proposal, lost claim)
     └── InvalidInputError (ValueError)
         ├── InvalidVectorError        wrong dimension, NaN/Inf, zero vector
         └── InvalidFilterError        unknown filter key or malformed filter value
@@ -63,6 +64,7 @@ __all__ = [
     "NotFoundError",
     "RunFinishedError",
     "SchemaNotReadyError",
+    "StateConflictError",
     "TemplateChecksumError",
     "UniqueConflictError",
     "translate_db_error",
@@ -205,6 +207,18 @@ class ImmutableRowError(CodeAtlasError):
 
 class RunFinishedError(ImmutableRowError):
     """The quality run is finished: its findings and counts are final."""
+
+
+class StateConflictError(CodeAtlasError):
+    """The row is no longer in the state the operation needs; ``state`` says what it is.
+
+    Raised for a vote on a proposal that is no longer ``proposed``, and for a worker
+    releasing or recording a merge whose claim it no longer holds.
+    """
+
+    def __init__(self, message: str, *, state: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class InvalidInputError(CodeAtlasError, ValueError):
