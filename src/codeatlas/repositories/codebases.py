@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Final
+
 from .._db import Executor
+from ..errors import InvalidInputError, NotFoundError
 from ..models import (
+    AnalysisStatus,
     CodebaseMetadata,
     CodebaseMetadataCreate,
     CodebaseMetadataUpdate,
@@ -15,6 +20,45 @@ from ..search import SearchableRepository
 from ._base import Repository
 
 __all__ = ["CodebaseRegistryRepository", "CodebasesRepository"]
+
+# Re-registering keeps what analysis recorded (status, last_analyzed) and any optional field
+# the caller leaves out; the base upsert would overwrite them with the create model's defaults.
+_REGISTER: Final = """
+INSERT INTO codebase_registry AS r
+       (codebase_id, codebase_path, codebase_name, description, language, framework, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7::jsonb, '{}'::jsonb))
+ON CONFLICT (codebase_id) DO UPDATE
+   SET codebase_path = EXCLUDED.codebase_path,
+       codebase_name = EXCLUDED.codebase_name,
+       description   = coalesce(EXCLUDED.description, r.description),
+       language      = coalesce(EXCLUDED.language, r.language),
+       framework     = coalesce(EXCLUDED.framework, r.framework),
+       metadata      = coalesce($7::jsonb, r.metadata),
+       updated_at    = (now() AT TIME ZONE 'utc')
+RETURNING id, codebase_id, codebase_path, codebase_name, description, language, framework,
+          last_analyzed, analysis_status, metadata, inserted_at, updated_at"""
+
+_SET_STATUS: Final = """
+UPDATE codebase_registry
+   SET analysis_status = $2,
+       last_analyzed   = CASE WHEN $3 THEN (now() AT TIME ZONE 'utc') ELSE last_analyzed END,
+       updated_at      = (now() AT TIME ZONE 'utc')
+ WHERE codebase_id = $1
+RETURNING id, codebase_id, codebase_path, codebase_name, description, language, framework,
+          last_analyzed, analysis_status, metadata, inserted_at, updated_at"""
+
+_FILE_STAMPS: Final = """
+SELECT path, size, last_modified FROM codebase_metadata WHERE codebase_id = $1"""
+
+_REMOVE_MISSING: Final = """
+DELETE FROM codebase_metadata WHERE codebase_id = $1 AND path <> ALL($2::varchar[])"""
+
+#: Statuses that mean an analysis completed; only these move ``last_analyzed``, so a failed
+#: run never makes stale metadata look fresh.
+_ANALYSED: Final = frozenset({AnalysisStatus.COMPLETED})
+
+#: ``on_progress(done, total)``: called after each committed batch of ``ingest``.
+ProgressCallback = Callable[[int, int], Any]
 
 
 class CodebaseRegistryRepository(
@@ -32,7 +76,10 @@ class CodebaseRegistryRepository(
 class CodebasesRepository(
     SearchableRepository[CodebaseMetadata, CodebaseMetadataCreate, CodebaseMetadataUpdate]
 ):
-    """File metadata of every codebase (searchable), with the registry as ``.registry``."""
+    """File metadata of every codebase (searchable), with the registry as ``.registry``.
+
+    File metadata is upserted by (codebase_id, path) with the base ``upsert``/``upsert_many``.
+    """
 
     table = "codebase_metadata"
     row_model = CodebaseMetadata
@@ -46,3 +93,104 @@ class CodebasesRepository(
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)
         self.registry = CodebaseRegistryRepository(executor)
+
+    # -- the registry -------------------------------------------------------------------
+
+    async def register(
+        self,
+        codebase_id: str,
+        codebase_path: str,
+        codebase_name: str,
+        *,
+        description: str | None = None,
+        language: str | None = None,
+        framework: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CodebaseRegistry:
+        """Register a codebase, or update its path, name and the given fields if known.
+
+        Re-registering keeps the analysis status, ``last_analyzed`` and every optional
+        field passed as None.
+        """
+        # validated by the create model (lengths, types) before anything is sent
+        data = CodebaseRegistryCreate(
+            codebase_id=codebase_id,
+            codebase_path=codebase_path,
+            codebase_name=codebase_name,
+            description=description,
+            language=language,
+            framework=framework,
+            metadata=metadata,
+        )
+        record = await self._executor.fetchrow(
+            _REGISTER,
+            data.codebase_id,
+            data.codebase_path,
+            data.codebase_name,
+            data.description,
+            data.language,
+            data.framework,
+            data.metadata,
+        )
+        assert record is not None  # an upsert always returns its row
+        return CodebaseRegistry.from_record(record)
+
+    async def set_status(self, codebase_id: str, status: AnalysisStatus) -> CodebaseRegistry:
+        """Move a codebase to *status*; ``completed`` also stamps ``last_analyzed``.
+
+        Raises NotFoundError if the codebase is not registered.
+        """
+        try:
+            status = AnalysisStatus(status)
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown analysis status {status!r}: expected one of "
+                f"{', '.join(s.value for s in AnalysisStatus)}"
+            ) from None
+        record = await self._executor.fetchrow(
+            _SET_STATUS, codebase_id, status.value, status in _ANALYSED
+        )
+        if record is None:
+            raise NotFoundError(f"no codebase registered as {codebase_id!r}")
+        return CodebaseRegistry.from_record(record)
+
+    # -- file metadata ------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        rows: Sequence[CodebaseMetadataCreate],
+        *,
+        batch_size: int = 1000,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Upsert *rows* by (codebase_id, path) in batches; return how many were written.
+
+        Each batch commits on its own (atomic), so a failure keeps the batches before it;
+        ``on_progress(done, total)`` runs after each one.
+        """
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+        total = len(rows)
+        done = 0
+        for start in range(0, total, batch_size):
+            batch = rows[start : start + batch_size]
+            await self.upsert_many(batch)
+            done += len(batch)
+            if on_progress is not None:
+                on_progress(done, total)
+        return done
+
+    async def file_stamps(self, codebase_id: str) -> dict[str, tuple[int, int]]:
+        """Return path -> (size, last_modified) of every file of a codebase.
+
+        Compare against the files on disk to re-index only what changed.
+        """
+        records = await self._executor.fetch(_FILE_STAMPS, codebase_id)
+        return {r["path"]: (r["size"], r["last_modified"]) for r in records}
+
+    async def remove_missing(self, codebase_id: str, keep_paths: Collection[str]) -> int:
+        """Delete the metadata of a codebase's files not in *keep_paths*; return the count."""
+        if isinstance(keep_paths, str):
+            raise InvalidInputError("keep_paths must be a collection of paths, not one string")
+        status = await self._executor.execute(_REMOVE_MISSING, codebase_id, list(keep_paths))
+        return int(status.split()[-1])

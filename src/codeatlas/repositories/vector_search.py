@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final
+
+from ..errors import InvalidInputError
 from ..models import VectorSearch, VectorSearchCreate, VectorSearchUpdate
 from ..search import SearchableRepository
 
 __all__ = ["VectorSearchRepository"]
+
+_DELETE_FILE: Final = "DELETE FROM vector_search WHERE codebase_id = $1 AND file_path = $2"
 
 
 class VectorSearchRepository(
@@ -22,3 +28,21 @@ class VectorSearchRepository(
     vector_column = "vector_embedding"
     dimensions = 1536
     vector_index = "idx_vector_search_embedding"
+
+    async def replace_file(
+        self, codebase_id: str, file_path: str, rows: Sequence[VectorSearchCreate]
+    ) -> int:
+        """Replace every content row of one file with *rows*, atomically; return the count.
+
+        Readers see either the old rows or the new ones. An empty *rows* removes the file.
+        """
+        for row in rows:
+            self._check_create(row)
+            if row.codebase_id != codebase_id or row.file_path != file_path:
+                raise InvalidInputError(
+                    f"replace_file({codebase_id!r}, {file_path!r}) got a row of "
+                    f"({row.codebase_id!r}, {row.file_path!r})"
+                )
+        async with self._executor.transaction() as tx:
+            await tx.execute(_DELETE_FILE, codebase_id, file_path)
+            return await type(self)(tx).insert_many(rows)
