@@ -20,7 +20,9 @@ Safety rules, in the order they apply:
 * a transactional migration and its ledger row commit together;
 * a non-transactional ``CREATE INDEX CONCURRENTLY`` that crashed half-way leaves an
   INVALID index: it is dropped and built again on the next run;
-* a down step that drops a table holding rows is refused unless ``allow_data_loss``.
+* a down step that drops a table holding rows is refused unless ``allow_data_loss``; rows a
+  migration seeded itself are declared in its down section with
+  ``-- migrate:seeded <table> WHERE <predicate>`` and do not count as caller data.
 """
 
 from __future__ import annotations
@@ -112,7 +114,12 @@ _INVALID_INDEX: Final = """
 SELECT NOT i.indisvalid
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
  WHERE c.oid = to_regclass($1)"""
-_TABLE_HAS_ROWS: Final = "SELECT EXISTS (SELECT 1 FROM {table})"
+_TABLE_HAS_ROWS: Final = "SELECT EXISTS (SELECT 1 FROM {table} WHERE NOT ({seeded}))"
+#: ``-- migrate:seeded <table> WHERE <predicate>`` in a down section: the rows matching the
+#: predicate are the migration's own seed rows, so dropping them loses no caller data.
+_SEEDED: Final = re.compile(
+    r"^--\s*migrate:seeded\s+(?P<table>[\w.]+)\s+WHERE\s+(?P<where>.+)$", re.M
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +231,11 @@ def dropped_tables(sql: str) -> list[str]:
     for match in _DROP_TABLE.finditer(sql):
         names.extend(name.strip() for name in match.group("names").split(","))
     return names
+
+
+def seeded_rows(sql: str) -> dict[str, str]:
+    """Return, per table, the predicate of the seed rows a down section declares."""
+    return {m.group("table"): m.group("where").strip() for m in _SEEDED.finditer(sql)}
 
 
 def _quote_qualified(name: str) -> str:
@@ -487,13 +499,16 @@ class Migrator:
 
     async def _refuse_data_loss(self, connection: asyncpg.Connection, migration: Migration) -> None:
         assert migration.down is not None
+        seeded = seeded_rows(migration.down)
         for table in dropped_tables(migration.down):
             with translated(connection):
                 exists = await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table)
                 if not exists:
                     continue
                 has_rows = await connection.fetchval(
-                    _TABLE_HAS_ROWS.format(table=_quote_qualified(table))
+                    _TABLE_HAS_ROWS.format(
+                        table=_quote_qualified(table), seeded=seeded.get(table, "false")
+                    )
                 )
             if has_rows:
                 raise DataLossRefusedError(
