@@ -68,6 +68,8 @@ END
 $$;
 
 -- migrate:down
+-- Build records describe indexes the later down steps drop: bookkeeping, not caller data.
+-- migrate:seeded codeatlas_vector_indexes WHERE true
 DROP FUNCTION IF EXISTS codeatlas_refuse_update();
 DROP FUNCTION IF EXISTS codeatlas_require_columns(regclass, text[]);
 DROP TABLE IF EXISTS codeatlas_vector_indexes;
