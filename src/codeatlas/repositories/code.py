@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Sequence
+from typing import Final
+from uuid import UUID
+
 from .._db import Executor
+from ..errors import InvalidInputError, NotFoundError
 from ..models import (
     CodeEmbedding,
     CodeEmbeddingCreate,
@@ -23,6 +29,31 @@ __all__ = [
     "CodeLocationsRepository",
     "CodeRepository",
 ]
+
+
+# Locks the file row against a concurrent replace_chunks (NO KEY: inserts of chunks, whose
+# foreign-key checks take KEY SHARE on it, still pass).
+_LOCK_FILE: Final = "SELECT id FROM code_files WHERE id = $1 FOR NO KEY UPDATE"
+_DELETE_CHUNKS: Final = "DELETE FROM code_embeddings WHERE code_file_id = $1"
+# code_locations has no row to lock per file: writers of one (project, file) queue on an
+# advisory lock instead (hashed into 64 bits; a collision only makes two writers wait).
+_LOCK_LOCATIONS: Final = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+_DELETE_LOCATIONS: Final = "DELETE FROM code_locations WHERE project = $1 AND file_path = $2"
+_CHUNKS_OF: Final = """
+SELECT id, code_file_id, chunk_index, chunk_text, embedding, metadata, inserted_at, updated_at
+  FROM code_embeddings
+ WHERE code_file_id = $1
+ ORDER BY chunk_index, id"""
+# Without the embedding: listings of symbols rarely need 768 floats per row.
+_SYMBOLS: Final = """
+SELECT id, project, file_path, line_start, line_end, column_start, column_end, symbol_type,
+       symbol_name, parent_symbol, signature, documentation, metadata, inserted_at, updated_at
+  FROM code_locations
+ WHERE project = $1
+   AND ($2::text IS NULL OR file_path = $2)
+   AND ($3::text IS NULL OR symbol_type = $3)
+   AND ($4::text IS NULL OR symbol_name = $4)
+ ORDER BY file_path, line_start, column_start NULLS FIRST, id"""
 
 
 class CodeFilesRepository(Repository[CodeFile, CodeFileCreate, CodeFileUpdate]):
@@ -62,6 +93,35 @@ class CodeLocationsRepository(
     dimensions = 768
     vector_index = "idx_code_locations_embedding_vector"
 
+    async def replace_locations(
+        self, project: str, file_path: str, locations: Sequence[CodeLocationCreate]
+    ) -> int:
+        """Replace every location of (*project*, *file_path*) with *locations* atomically."""
+        for location in locations:
+            self._check_create(location)
+            if (location.project, location.file_path) != (project, file_path):
+                raise InvalidInputError(
+                    f"location {location.symbol_name!r} belongs to "
+                    f"{location.project!r}:{location.file_path!r}, not {project!r}:{file_path!r}"
+                )
+        async with self._executor.transaction() as tx:
+            await tx.execute(_LOCK_LOCATIONS, f"code_locations\x1f{project}\x1f{file_path}")
+            await tx.execute(_DELETE_LOCATIONS, project, file_path)
+            return await CodeLocationsRepository(tx).insert_many(locations)
+
+    async def symbols(
+        self,
+        project: str,
+        *,
+        file_path: str | None = None,
+        symbol_type: str | None = None,
+        name: str | None = None,
+    ) -> builtins.list[CodeLocation]:
+        """Return the symbols of *project* (optionally of one file, type or name) in file
+        order, without embeddings."""
+        records = await self._executor.fetch(_SYMBOLS, project, file_path, symbol_type, name)
+        return self._rows(records)
+
 
 class CodeRepository:
     """Code per project: ``.files``, ``.embeddings`` and ``.locations``."""
@@ -71,3 +131,30 @@ class CodeRepository:
         self.files = CodeFilesRepository(executor)
         self.embeddings = CodeEmbeddingsRepository(executor)
         self.locations = CodeLocationsRepository(executor)
+
+    async def replace_chunks(
+        self, code_file_id: UUID, chunks: Sequence[CodeEmbeddingCreate]
+    ) -> int:
+        """Replace the chunks of file *code_file_id* with *chunks* atomically; return the count.
+
+        A chunk's code_file_id may be left unset (it is filled in) but not name another file.
+        Raises NotFoundError if the file does not exist.
+        """
+        owned: builtins.list[CodeEmbeddingCreate] = []
+        for chunk in chunks:
+            self.embeddings._check_create(chunk)
+            if chunk.code_file_id not in (None, code_file_id):
+                raise InvalidInputError(
+                    f"chunk {chunk.chunk_index} belongs to file {chunk.code_file_id}, "
+                    f"not {code_file_id}"
+                )
+            owned.append(chunk.model_copy(update={"code_file_id": code_file_id}))
+        async with self._executor.transaction() as tx:
+            if await tx.fetchval(_LOCK_FILE, code_file_id) is None:
+                raise NotFoundError(f"no code_files row with id = {code_file_id!r}")
+            await tx.execute(_DELETE_CHUNKS, code_file_id)
+            return await CodeEmbeddingsRepository(tx).insert_many(owned)
+
+    async def chunks_of(self, code_file_id: UUID) -> builtins.list[CodeEmbedding]:
+        """Return the chunks of file *code_file_id* (with embeddings) in chunk_index order."""
+        return self.embeddings._rows(await self._executor.fetch(_CHUNKS_OF, code_file_id))
