@@ -11,6 +11,12 @@ from ..search import SearchableRepository
 
 __all__ = ["VectorSearchRepository"]
 
+#: First key of the two-key advisory locks of ``replace_file`` (its own lock namespace).
+_FILE_LOCK_CLASS: Final = 0x43410002
+
+# Without it two concurrent replacements of one file would each delete only the rows they
+# can see (not the other's uncommitted ones) and leave a mixture of both versions.
+_LOCK_FILE: Final = "SELECT pg_advisory_xact_lock($1::int, hashtext($2 || '/' || $3))"
 _DELETE_FILE: Final = "DELETE FROM vector_search WHERE codebase_id = $1 AND file_path = $2"
 
 
@@ -34,7 +40,8 @@ class VectorSearchRepository(
     ) -> int:
         """Replace every content row of one file with *rows*, atomically; return the count.
 
-        Readers see either the old rows or the new ones. An empty *rows* removes the file.
+        Readers see either the old rows or the new ones, and concurrent replacements of one
+        file queue (the last to commit wins whole). An empty *rows* removes the file.
         """
         for row in rows:
             self._check_create(row)
@@ -44,5 +51,6 @@ class VectorSearchRepository(
                     f"({row.codebase_id!r}, {row.file_path!r})"
                 )
         async with self._executor.transaction() as tx:
+            await tx.execute(_LOCK_FILE, _FILE_LOCK_CLASS, codebase_id, file_path)
             await tx.execute(_DELETE_FILE, codebase_id, file_path)
             return await type(self)(tx).insert_many(rows)
