@@ -262,8 +262,11 @@ class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
         context: dict[str, Any] | None = None,
         executed_at: datetime | None = None,
     ) -> RuleExecution:
-        """Record one execution of a rule (``executed_at`` defaults to now; a fresh
-        ``correlation_id`` when none is given)."""
+        """Record one execution of a rule and return it.
+
+        ``executed_at`` defaults to now (this process' clock, as for ``since`` windows) and
+        ``correlation_id`` to a fresh UUID.
+        """
         return await self.executions.insert(
             RuleExecutionCreate(
                 rule_id=rule_id,
