@@ -14,7 +14,7 @@ import ast
 import io
 import re
 import tokenize
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import PurePath
 from types import MappingProxyType
@@ -28,6 +28,7 @@ __all__ = [
     "measure",
     "measure_python_tokens",
     "split_lines",
+    "statements",
 ]
 
 #: File extension (lowercase, with the dot) -> language name.
@@ -112,6 +113,7 @@ _SCANNER_OF: Final[Mapping[str, str]] = MappingProxyType(
     }
 )  # fmt: skip
 _NEWLINES: Final = re.compile(r"\r\n?")
+_BLOCK_FIELDS: Final = ("finalbody", "orelse", "cases", "handlers", "body")
 _LAYOUT_TOKENS: Final = frozenset(
     {
         tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER,
@@ -263,7 +265,7 @@ def _docstring_lines(text: str) -> set[int]:
 def docstring_lines(tree: ast.AST) -> set[int]:
     """Return the lines of the module, class and function docstrings in *tree*."""
     lines: set[int] = set()
-    for node in ast.walk(tree):
+    for node in statements(tree):
         if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         body = node.body
@@ -276,3 +278,18 @@ def docstring_lines(tree: ast.AST) -> set[int]:
         ):
             lines.update(range(body[0].lineno, body[0].end_lineno + 1))
     return lines
+
+
+def statements(tree: ast.AST) -> Iterator[ast.AST]:
+    """Yield *tree* and every statement (and except/case clause) in it, not expressions.
+
+    Much cheaper than ``ast.walk`` for what only statements hold (definitions, imports).
+    """
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in _BLOCK_FIELDS:
+            block = getattr(node, name, None)
+            if block:
+                stack.extend(reversed(block))

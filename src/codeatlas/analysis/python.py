@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from .metrics import FileMetrics, docstring_lines, measure_python_tokens
+from .metrics import FileMetrics, docstring_lines, measure_python_tokens, statements
 
 __all__ = [
     "Halstead",
@@ -366,8 +366,22 @@ def _scope(body: Sequence[ast.AST]) -> tuple[int, tuple[str, ...]]:
             name = _dotted(node.func)
             if name is not None:
                 calls.setdefault(name)
-        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+        stack.extend(reversed(_children(node)))
     return decisions, tuple(calls)
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    """Return the child nodes of *node* (``ast.iter_child_nodes`` without ``ctx``, faster)."""
+    children: list[ast.AST] = []
+    for name in node._fields:
+        if name == "ctx":
+            continue
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            children.append(value)
+        elif isinstance(value, list):
+            children.extend(v for v in value if isinstance(v, ast.AST))
+    return children
 
 
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str:
@@ -459,7 +473,7 @@ def _with_complexity(symbol: Symbol, complexity: int) -> Symbol:
 
 def _imports(tree: ast.Module, module: str | None, is_package: bool) -> tuple[Import, ...]:
     found: list[Import] = []
-    for node in ast.walk(tree):
+    for node in statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:
@@ -471,7 +485,8 @@ def _imports(tree: ast.Module, module: str | None, is_package: bool) -> tuple[Im
             source = resolve_relative_import(module, is_package, node.level, node.module)
             for alias in node.names:
                 bound = None if alias.name == "*" else alias.asname or alias.name
-                target = f"{source}.{alias.name}" if source else alias.name
+                joiner = "" if not source or source.endswith(".") else "."
+                target = f"{source}{joiner}{alias.name}"
                 found.append(Import(source, alias.name, bound, node.lineno, target))
     found.sort(key=lambda i: i.line)
     return tuple(found)
