@@ -22,7 +22,12 @@ from codeatlas.errors import (
     NotFoundError,
 )
 from codeatlas.models import CodebaseMetadataCreate, GraphEdgeCreate, GraphNodeCreate
-from codeatlas.repositories.graph import EdgeWriteResult, _AcyclicGraph
+from codeatlas.repositories.graph import (
+    EdgeWriteResult,
+    _AcyclicGraph,
+    _CycleGuard,
+    _strong_components,
+)
 
 CB = "cb-graph"
 
@@ -261,22 +266,31 @@ def _reaches(out: dict[str, set[str]], start: str, goal: str) -> bool:
     return False
 
 
+@pytest.mark.parametrize("guarded", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_acyclic_graph_agrees_with_brute_force_under_removals(seed: int) -> None:
+def test_cycle_checks_agree_with_brute_force_under_removals(seed: int, guarded: bool) -> None:
     rng = random.Random(seed)
     names = [f"v{i}" for i in range(25)]
-    existing = [tuple(rng.sample(names, 2)) for _ in range(20)]
+    existing = [(a, b) for a, b in (rng.sample(names, 2) for _ in range(20))]
     # seeds 0-2 start from a DAG (dynamic order), 3-5 may start cyclic (reachability fallback)
     if seed < 3:
         existing = [(a, b) if a < b else (b, a) for a, b in existing]
-    graph = _AcyclicGraph(existing)
-    edges: list[tuple[str, str]] = list(existing)  # type: ignore[arg-type]
-    for _ in range(400):
-        if edges and rng.random() < 0.25:
-            gone = edges.pop(rng.randrange(len(edges)))
-            graph.remove(*gone)
+    # a sparse graph has small components, as code graphs do: the guard's fast path matters
+    ops = [
+        ("remove", "", "") if rng.random() < 0.25 else ("add", rng.choice(names), rng.choice(names))
+        for _ in range(300 if seed % 2 else 60)
+    ]
+    graph: _AcyclicGraph | _CycleGuard = (
+        _CycleGuard(existing, [(a, b) for kind, a, b in ops if kind == "add"])
+        if guarded
+        else _AcyclicGraph(existing)
+    )
+    edges = list(existing)
+    for kind, a, b in ops:
+        if kind == "remove":
+            if edges:
+                graph.remove(*edges.pop(rng.randrange(len(edges))))
             continue
-        a, b = rng.choice(names), rng.choice(names)
         out: dict[str, set[str]] = {}
         for x, y in edges:
             out.setdefault(x, set()).add(y)
@@ -284,6 +298,16 @@ def test_acyclic_graph_agrees_with_brute_force_under_removals(seed: int) -> None
         assert graph.add(a, b) is (not closes)
         if not closes:
             edges.append((a, b))
+
+
+def test_strong_components() -> None:
+    component = _strong_components(
+        [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e"), ("e", "d"), ("f", "f")]
+    )
+    assert component["a"] == component["b"] == component["c"]
+    assert component["d"] == component["e"] != component["a"]
+    assert len({component["f"], component["a"], component["d"]}) == 3
+    assert _strong_components([]) == {}
 
 
 async def test_concurrent_writers_cannot_close_a_cycle_together(atlas: codeatlas.Atlas) -> None:
