@@ -8,9 +8,14 @@ append-only and similarity-cache triggers. Run with ``-s`` to see the migration 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Final
 
 import asyncpg
@@ -45,6 +50,37 @@ async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+DATA: Final = Path(__file__).parent / "data"
+_SECTION: Final = re.compile(r"^-- ecto:(\w+)", re.MULTILINE)
+
+
+def ecto_sql(*sections: str) -> str:
+    """Return the named sections of data/ecto_schema.sql (``2024``, ``2025``, ``ledger``)."""
+    text = (DATA / "ecto_schema.sql").read_text(encoding="utf-8")
+    markers = list(_SECTION.finditer(text))
+    bodies = {
+        m.group(1): text[m.end() : markers[i + 1].start() if i + 1 < len(markers) else None]
+        for i, m in enumerate(markers)
+    }
+    return "\n".join(bodies[name] for name in sections)
+
+
+async def doctor(dsn: str) -> tuple[int, str]:
+    """Run ``codeatlas doctor`` as the command line does; return its exit code and output."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("codeatlas")),
+        "doctor",
+        "--dsn",
+        dsn,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},  # no wrapping, no escapes
+    )
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
 
 
 # -- the seed's three verification queries -------------------------------------------------
