@@ -117,8 +117,10 @@ class CodeLocationsRepository(
         symbol_type: str | None = None,
         name: str | None = None,
     ) -> builtins.list[CodeLocation]:
-        """Return the symbols of *project* (optionally of one file, type or name) in file
-        order, without embeddings."""
+        """Return the symbols of *project* in file and line order, without embeddings.
+
+        *file_path*, *symbol_type* and *name* (the symbol_name) narrow the result.
+        """
         records = await self._executor.fetch(_SYMBOLS, project, file_path, symbol_type, name)
         return self._rows(records)
 

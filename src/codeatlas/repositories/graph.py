@@ -563,8 +563,11 @@ class GraphRepository(SearchableRepository[GraphNode, GraphNodeCreate, GraphNode
         direction: Direction = "out",
         edge_types: Sequence[str] | None = None,
     ) -> builtins.list[Neighbour]:
-        """Return the edges at *node_id* in *direction* (optionally of *edge_types*) with the
-        nodes at their other ends (rows without embeddings)."""
+        """Return the edges at *node_id* with the node at each other end, outgoing first.
+
+        *direction* is "out", "in" or "both"; *edge_types* keeps only edges of those types.
+        Node rows come without their embedding.
+        """
         outgoing, incoming = _direction(direction)
         records = await self._executor.fetch(
             _NEIGHBOURS, codebase_id, node_id, _edge_types(edge_types), outgoing, incoming

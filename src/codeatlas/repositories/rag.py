@@ -74,8 +74,10 @@ class RagDocumentsRepository(
     vector_index = "idx_rag_documents_embedding_vector"
 
     async def touch(self, ids: Iterable[UUID]) -> int:
-        """Count one access of each document in *ids* (access_count, last_accessed) in one
-        statement; return how many documents exist among them."""
+        """Count one access of each document in *ids*; return how many of them exist.
+
+        One statement increments access_count and sets last_accessed; updated_at is kept.
+        """
         return len(await self._touch(ids))
 
     async def _touch(self, ids: Iterable[UUID]) -> builtins.list[Any]:
