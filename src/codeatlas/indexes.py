@@ -66,6 +66,8 @@ VECTOR_INDEXES: Final[dict[str, VectorIndex]] = {
     )
 }
 
+#: Norm of the noise added to sampled vectors to make recall queries (cosine ~0.9 to origin).
+_QUERY_NOISE: Final = 0.5
 #: A rebuild is advised when the row count moved by this factor since the build...
 _DRIFT_FACTOR: Final = 2.0
 #: ...or the index was built on fewer rows than this while the table now has more.
@@ -146,6 +148,8 @@ class RecallReport:
     probes: int
     sample: int
     recall: float
+    #: lower end of a ~95% confidence interval of the mean (mean - 2 standard errors)
+    recall_low: float
     index_ms_per_query: float
     exact_ms_per_query: float
 
@@ -340,30 +344,61 @@ class Indexes:
         if not queries:
             raise InvalidInputError(f"{table} has no vectors to measure recall with")
         chosen = probes or await self._default_probes(index)
-        approximate, index_ms = await self._neighbours(index, queries, k, chosen, exact=False)
         exact, exact_ms = await self._neighbours(index, queries, k, chosen, exact=True)
-        hits = [
-            len(set(a) & set(e)) / min(k, len(e))
-            for a, e in zip(approximate, exact, strict=True)
-            if e
-        ]
+        return await self._recall(index, queries, exact, exact_ms, k, chosen)
+
+    async def _recall(
+        self,
+        index: VectorIndex,
+        queries: Sequence[np.ndarray],
+        exact: Sequence[Sequence[object]],
+        exact_ms: float,
+        k: int,
+        probes: int,
+    ) -> RecallReport:
+        """Compare index search at *probes* with the exact neighbours already computed."""
+        approximate, index_ms = await self._neighbours(index, queries, k, probes, exact=False)
+        hits = np.array(
+            [
+                len(set(a) & set(e)) / min(k, len(e))
+                for a, e in zip(approximate, exact, strict=True)
+                if e
+            ]
+        )
         return RecallReport(
-            table=table,
+            table=index.table,
             k=k,
-            probes=chosen,
+            probes=probes,
             sample=len(queries),
-            recall=float(np.mean(hits)) if hits else 0.0,
+            recall=float(hits.mean()) if hits.size else 0.0,
+            recall_low=(
+                float(hits.mean() - 2 * hits.std() / np.sqrt(hits.size)) if hits.size else 0.0
+            ),
             index_ms_per_query=index_ms / len(queries),
             exact_ms_per_query=exact_ms / len(queries),
         )
 
     async def _sample(self, index: VectorIndex, sample: int) -> list[np.ndarray]:
+        """Return query vectors near *sample* stored ones (cosine ~0.9 to their origin).
+
+        A stored vector queried as is finds itself at distance 0, which flatters recall by
+        about 1/k; a perturbed copy behaves like a fresh query from the same distribution.
+        """
         rows = await self._executor.fetch(
             f"SELECT {index.column} AS v FROM {index.table} "
             f"WHERE {index.column} IS NOT NULL ORDER BY random() LIMIT $1",
             sample,
         )
-        return [row["v"] for row in rows]
+        if not rows:
+            return []
+        stored = np.stack([np.asarray(row["v"], dtype=np.float32) for row in rows])
+        stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+        rng = np.random.default_rng()
+        noise = rng.standard_normal(stored.shape).astype(np.float32)
+        noise *= np.float32(_QUERY_NOISE / np.sqrt(stored.shape[1]))
+        queries = stored + noise
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        return list(queries)
 
     async def _default_probes(self, index: VectorIndex) -> int:
         from .search import DEFAULT_PROBES
@@ -416,7 +451,11 @@ class Indexes:
         sample: int = 200,
         k: int = 10,
     ) -> list[TuneResult]:
-        """Find and store, per table, the smallest probes whose recall@k meets the target."""
+        """Find and store, per table, the smallest probes whose recall@k meets the target.
+
+        A probes value meets it when the lower end of the ~95% confidence interval of its
+        mean recall over *sample* queries does, so one lucky sample does not under-probe.
+        """
         if not 0 < target_recall <= 1:
             raise InvalidInputError(f"target_recall must be within (0, 1], got {target_recall}")
         results = []
@@ -431,12 +470,19 @@ class Indexes:
         facts = await self._executor.fetchrow(_INDEX_FACTS, index.name)
         lists = int(facts["lists"]) if facts else 100
         tried: dict[int, float] = {}
+        # A probes value qualifies when the lower confidence bound of its recall meets the
+        # target, not just the sample mean: a sample's luck must not pick too few probes.
+        lower: dict[int, float] = {}
+        # one sample and one exact pass serve every probes value tried
+        queries = await self._sample(index, sample)
+        exact, exact_ms = await self._neighbours(index, queries, k, 1, exact=True)
 
         async def recall_at(probes: int) -> float:
             if probes not in tried:
-                report = await self.measure_recall(index.table, sample=sample, k=k, probes=probes)
+                report = await self._recall(index, queries, exact, exact_ms, k, probes)
                 tried[probes] = report.recall
-            return tried[probes]
+                lower[probes] = report.recall_low
+            return lower[probes]
 
         # doubling to bracket the target, then bisection inside the bracket
         low, high = 0, 1
@@ -448,7 +494,8 @@ class Indexes:
                 high = middle
             else:
                 low = middle
-        recall = await recall_at(high)
+        await recall_at(high)
+        recall = tried[high]
         await self._executor.execute(_STORE_TUNING, index.name, high, recall)
         self._executor.state.probe_defaults.pop(index.name, None)
         return TuneResult(index.table, high, recall, target_recall, dict(sorted(tried.items())))
