@@ -1,0 +1,406 @@
+"""Orchestration: server, data, ingest, load, rebuild, tune, sweep, caches, report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import codeatlas
+from codeatlas.config import Settings
+from codeatlas.search import recommended_lists
+
+from . import caches, ingest, report
+from .data import Dataset, make_dataset
+from .search import SweepPlan, breakdown, sweep, uses_index
+from .tables import TABLES, TableSpec
+
+__all__ = ["PROFILES", "Profile", "main"]
+
+console = Console(stderr=True)
+
+#: Probes swept (those below the index's lists, then lists itself, plus the tuned value).
+SWEEP_PROBES: Final = (1, 2, 4, 8, 16, 32)
+CONCURRENCIES: Final = (1, 8, 32)
+#: Server settings for the throwaway embedded server: the 1536-d set (vectors and index,
+#: ~1.3 GB) should be served from shared buffers, and three pools of 32 need connections.
+EMBEDDED_SETTINGS: Final = {"shared_buffers": "2GB", "max_connections": "200"}
+_LOAD_CHUNK: Final = 10_000
+DEFAULT_SEED: Final = 20250101
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The size of one benchmark run."""
+
+    name: str
+    rows: int
+    queries: int
+    rounds: int
+    block: int
+    breakdown_rounds: int
+    breakdown_block: int
+    ingest_rows: int
+    ingest_rounds: int
+    cache_entries: int
+    cache_lookups: int
+    similarity_queries: int
+
+
+PROFILES: Final = {
+    "small": Profile(
+        name="small",
+        rows=10_000,
+        queries=300,
+        rounds=2,
+        block=15,
+        breakdown_rounds=3,
+        breakdown_block=30,
+        ingest_rows=500,
+        ingest_rounds=1,
+        cache_entries=5_000,
+        cache_lookups=50,
+        similarity_queries=30,
+    ),
+    "full": Profile(
+        name="full",
+        rows=100_000,
+        queries=1_000,
+        rounds=5,
+        block=60,
+        breakdown_rounds=6,
+        breakdown_block=100,
+        ingest_rows=5_000,
+        ingest_rounds=2,
+        cache_entries=10_000,
+        cache_lookups=300,
+        similarity_queries=200,
+    ),
+}
+
+
+class Steps:
+    """Rich progress: one bar per phase."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    @contextlib.contextmanager
+    def phase(self, description: str, total: int) -> Iterator[Callable[[], None]]:
+        """Show a bar for one phase; yield the function that advances it by one."""
+        task = self._progress.add_task(description, total=total)
+        started = time.perf_counter()
+        try:
+            yield lambda: self._progress.advance(task)
+        finally:
+            self._progress.update(task, completed=total)
+            self._progress.console.log(f"{description}: {time.perf_counter() - started:.1f}s")
+
+
+def _sweep_probes(lists: int, tuned: int) -> list[int]:
+    chosen = {p for p in SWEEP_PROBES if p < lists}
+    if lists <= max(SWEEP_PROBES):
+        chosen.add(lists)
+    chosen.add(tuned)
+    return sorted(chosen)
+
+
+def _normalised(sql: str) -> str:
+    return re.sub(r"\s+", " ", sql).strip()
+
+
+def _check_same_sql(spec: TableSpec, atlas: codeatlas.Atlas) -> None:
+    # the baselines must run the statement codeatlas sends (private helper: a check only)
+    generated, _, _ = spec.repository(atlas)._prepare(None, None, False, batched=False)
+    if _normalised(generated) != _normalised(spec.search_sql):
+        raise SystemExit(
+            f"benchmarks/tables.py is out of date: search_similar on {spec.table} now sends\n"
+            f"{generated}"
+        )
+
+
+async def _load(atlas: codeatlas.Atlas, spec: TableSpec, data: Dataset, steps: Steps) -> float:
+    repository = spec.repository(atlas)
+    chunks = range(0, len(data.base), _LOAD_CHUNK)
+    with steps.phase(f"{spec.dimensions}d: load {len(data.base):,} rows", len(chunks)) as advance:
+        started = time.perf_counter()
+        for start in chunks:
+            stop = min(start + _LOAD_CHUNK, len(data.base))
+            await repository.insert_many(
+                [spec.make_row(n, data.base[n]) for n in range(start, stop)]
+            )
+            advance()
+        return len(data.base) / (time.perf_counter() - started)
+
+
+async def _dataset(
+    atlas: codeatlas.Atlas,
+    dsn: str,
+    spec: TableSpec,
+    profile: Profile,
+    seed: int,
+    steps: Steps,
+    results: dict[str, Any],
+) -> None:
+    dim = spec.dimensions
+    with steps.phase(f"{dim}d: generate data and exact top-10", 1) as advance:
+        data = make_dataset(dim, profile.rows, profile.queries, seed=seed)
+        advance()
+    with steps.phase(f"{dim}d: ingest", profile.ingest_rounds * len(ingest.METHODS)) as advance:
+        results["ingest"][str(dim)] = await ingest.ingest(
+            atlas,
+            spec,
+            data.base[: profile.ingest_rows],
+            rounds=profile.ingest_rounds,
+            advance=advance,
+        )
+    load_rate = await _load(atlas, spec, data, steps)
+    lists = recommended_lists(profile.rows)
+    with steps.phase(f"{dim}d: rebuild (lists={lists}) and tune", 2) as advance:
+        await atlas.executor.execute(f"ANALYZE {spec.table}")
+        rebuilt = (await atlas.indexes.rebuild(spec.table, lists=lists, concurrently=False))[0]
+        await atlas.executor.execute(f"ANALYZE {spec.table}")
+        advance()
+        tuned = (await atlas.indexes.tune(spec.table, target_recall=0.95))[0]
+        advance()
+    _check_same_sql(spec, atlas)
+    row_of = {r["id"]: spec.row_number(r["key"]) for r in await atlas.executor.fetch(spec.keys_sql)}
+    plan = SweepPlan(
+        probes=_sweep_probes(rebuilt.lists, tuned.probes),
+        concurrencies=CONCURRENCIES,
+        rounds=profile.rounds,
+        block=profile.block,
+        breakdown_rounds=profile.breakdown_rounds,
+        breakdown_block=profile.breakdown_block,
+    )
+    with steps.phase(f"{dim}d: search sweep", plan.steps()) as advance:
+        rows = await sweep(atlas, dsn, spec, data, row_of, plan, advance)
+    breakdown_probes = sorted({plan.probes[0], tuned.probes})
+    with steps.phase(f"{dim}d: overhead breakdown", len(breakdown_probes)) as advance:
+        parts = []
+        for probes in breakdown_probes:
+            parts.append(await breakdown(atlas, dsn, spec, data, probes, plan))
+            advance()
+    results["search"][str(dim)] = {
+        "table": spec.table,
+        "rows": profile.rows,
+        "queries": profile.queries,
+        "load_rows_per_s": load_rate,
+        "lists": rebuilt.lists,
+        "rebuild_s": rebuilt.seconds,
+        "uses_index": await uses_index(atlas, spec, data, tuned.probes),
+        "tune": {
+            "probes": tuned.probes,
+            "recall_on_stored_rows": tuned.recall,
+            "target": tuned.target,
+            "tried": {str(p): r for p, r in tuned.tried.items()},
+        },
+        "sweep": rows,
+        "breakdown": parts,
+    }
+    if dim == 1536:
+        with steps.phase("similarity cache: miss vs hit", 1) as advance:
+            results["caches"]["similarity"] = await caches.similarity_cache(
+                atlas, spec, data.queries[: profile.similarity_queries], advance=advance
+            )
+
+
+def _host() -> tuple[str, float | None]:
+    """Return the CPU model and the memory in GB, as Linux reports them."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = None
+    with contextlib.suppress(OSError, ValueError):
+        total = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
+        memory = round(int(total) / 1024 / 1024, 1)
+    return cpu, memory
+
+
+async def _machine(atlas: codeatlas.Atlas, embedded: bool) -> dict[str, Any]:
+    cpu, memory = _host()
+    settings = {}
+    for name in (
+        "shared_buffers",
+        "work_mem",
+        "max_connections",
+        "jit",
+        "fsync",
+        "synchronous_commit",
+        "max_parallel_workers_per_gather",
+    ):
+        settings[name] = await atlas.executor.fetchval(f"SHOW {name}")
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": memory,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "postgresql": await atlas.executor.fetchval("SHOW server_version"),
+        "pgvector": await atlas.executor.fetchval(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ),
+        "server": "embedded (throwaway data directory)" if embedded else "external (--dsn)",
+        # other work on the machine inflates latencies; recorded so a reader can tell
+        "load_average_start": list(os.getloadavg()),
+        "server_settings": settings,
+        "packages": {
+            name: metadata.version(name)
+            for name in ("codeatlas", "asyncpg", "psycopg", "pgvector", "numpy")
+        },
+    }
+
+
+@contextlib.asynccontextmanager
+async def _connected(dsn: str | None, pool_size: int) -> AsyncIterator[tuple[codeatlas.Atlas, str]]:
+    """Yield a migrated Atlas and its clear DSN (a throwaway embedded server by default)."""
+    if dsn is not None:
+        settings = Settings(pool_min_size=pool_size, pool_max_size=pool_size)
+        async with codeatlas.connect(dsn, settings=settings) as atlas:
+            yield atlas, dsn
+        return
+    with tempfile.TemporaryDirectory(prefix="codeatlas-bench-") as scratch:
+        settings = Settings(
+            data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=pool_size
+        )
+        atlas = await codeatlas.connect(settings=settings)
+        assert atlas.server is not None
+        for name, value in EMBEDDED_SETTINGS.items():
+            await atlas.executor.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        await atlas.close()
+        atlas.server.restart()
+        settings = settings.model_copy(update={"pool_min_size": pool_size})
+        async with codeatlas.connect(settings=settings) as atlas:
+            assert atlas.server is not None
+            yield atlas, atlas.server.dsn("codeatlas")
+
+
+_TABLES_CHECKED: Final = ("vector_search", "rag_documents", "semantic_cache")
+
+
+async def _refuse_non_empty(atlas: codeatlas.Atlas) -> None:
+    for table in _TABLES_CHECKED:
+        if await atlas.executor.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
+            raise SystemExit(
+                f"{table} has rows: the benchmark truncates its tables; "
+                "pass --truncate to allow that, or use a scratch database"
+            )
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every benchmark of the chosen profile and return all figures."""
+    profile = PROFILES["full" if args.full else "small"]
+    # rebuilt from the options, so that a DSN (and its password) never lands in the report
+    command = ["python -m benchmarks", f"--{profile.name}"]
+    if args.dsn is not None:
+        command.append("--dsn <DSN>" + (" --truncate" if args.truncate else ""))
+    if args.seed != DEFAULT_SEED:
+        command.append(f"--seed {args.seed}")
+    results: dict[str, Any] = {
+        "command": " ".join(command),
+        "profile": asdict(profile),
+        "seed": args.seed,
+        "ingest": {},
+        "search": {},
+        "caches": {},
+    }
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        steps = Steps(progress)
+        with steps.phase("start server and migrate", 1) as advance:
+            connected = _connected(args.dsn, max(CONCURRENCIES))
+            atlas, dsn = await connected.__aenter__()
+            advance()
+        try:
+            if args.dsn is not None and not args.truncate:
+                await _refuse_non_empty(atlas)
+            results["machine"] = await _machine(atlas, embedded=args.dsn is None)
+            for dim in sorted(TABLES):
+                await _dataset(atlas, dsn, TABLES[dim], profile, args.seed, steps, results)
+            with steps.phase("semantic cache", 3) as advance:
+                cache_data = make_dataset(
+                    768, profile.cache_entries, profile.cache_lookups, seed=args.seed + 1, k=1
+                )
+                results["caches"]["semantic"] = await caches.semantic_cache(
+                    atlas,
+                    cache_data.base,
+                    cache_data.queries,
+                    lookups=profile.cache_lookups,
+                    seed=args.seed,
+                    advance=advance,
+                )
+        finally:
+            await connected.__aexit__(None, None, None)
+    results["duration_s"] = time.perf_counter() - started
+    results["machine"]["load_average_end"] = list(os.getloadavg())
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="codeatlas search, ingest and cache benchmarks (writes docs/benchmarks.*)",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--small", action="store_true", help="10k rows per dimension (default)")
+    size.add_argument("--full", action="store_true", help="100k rows per dimension")
+    parser.add_argument(
+        "--dsn", help="use this database instead of a throwaway embedded server (it is migrated)"
+    )
+    parser.add_argument(
+        "--truncate",
+        action="store_true",
+        help="with --dsn: allow emptying vector_search, rag_documents and semantic_cache",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data seed")
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs"), help="where benchmarks.md/.json and img/ go"
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="only re-render the Markdown and plots from an earlier benchmarks.json",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmarks (or re-render a report) from the command line."""
+    args = _parser().parse_args(argv)
+    if args.render is not None:
+        results = json.loads(args.render.read_text())
+    else:
+        results = asyncio.run(run(args))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
+    written = report.render(results, args.out)
+    report.print_summary(results, console)
+    for path in written:
+        console.log(f"wrote {path}")
