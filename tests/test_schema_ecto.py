@@ -243,3 +243,24 @@ async def test_incompatible_existing_table_fails_the_migration_naming_it(empty_d
     async with connected(empty_dsn) as connection:
         await connection.execute("ALTER TABLE codebase_registry RENAME TO codebase_registry_old")
     assert (await migrator.apply()).applied == [v for v in HEAD_VERSIONS if v >= 20250101000007]
+
+
+async def test_indexes_built_on_existing_rows_record_the_row_count(empty_dsn: str) -> None:
+    """An Ecto database at 2024 with rules: 08 builds idx_rules_embedding_vector on them."""
+    async with connected(empty_dsn) as connection:
+        await connection.execute(ecto_sql("2024"))
+        await connection.execute(
+            "INSERT INTO rules (id, name, embedding, inserted_at, updated_at)"
+            " SELECT gen_random_uuid(), 'r' || i, array_fill(i::real, ARRAY[768])::vector,"
+            "        now(), now()"
+            "   FROM generate_series(1, 3) AS i"
+        )
+    await Migrator(empty_dsn).apply()
+    async with connected(empty_dsn) as connection:
+        rows = await connection.fetch(
+            "SELECT index_name, rows_at_build FROM codeatlas_vector_indexes"
+        )
+    built = {row["index_name"]: row["rows_at_build"] for row in rows}
+    assert len(built) == 9
+    assert built.pop("idx_rules_embedding_vector") == 3
+    assert set(built.values()) == {0}
