@@ -1,4 +1,4 @@
-"""The ``codeatlas`` command: migrate, status, rollback, doctor."""
+"""The ``codeatlas`` command: migrate, status, rollback, doctor, index, demo."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import asyncpg
@@ -15,8 +16,10 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from ._pool import open_connection
+from .analysis import DEFAULT_EXCLUDE_DIRS
 from .atlas import Atlas, connect, resolve_dsn
 from .config import Settings, redact_dsn
+from .demo import DEFAULT_QUERIES, STDLIB_TEST_DIRS, run_demo, stdlib_path
 from .errors import CodeAtlasError
 from .indexes import IndexProgress, IndexStatus
 from .migrations import Migration, Migrator
@@ -267,6 +270,26 @@ async def _rebuild(atlas: Atlas, args: argparse.Namespace) -> None:
         )
 
 
+async def _demo(args: argparse.Namespace) -> int:
+    target = await _target(args)
+    root = Path(args.path) if args.path else stdlib_path()
+    exclude = tuple(DEFAULT_EXCLUDE_DIRS)
+    if args.path is None and not args.include_tests:
+        exclude += STDLIB_TEST_DIRS
+    # the first command a new user runs: migrate like connect() does by default
+    async with connect(target.dsn, settings=target.settings) as atlas:
+        await run_demo(
+            atlas,
+            root,
+            codebase_id=args.codebase_id,
+            queries=args.query or DEFAULT_QUERIES,
+            console=_out,
+            workers=args.workers,
+            exclude_dirs=exclude,
+        )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codeatlas",
@@ -302,6 +325,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--target", type=float, default=0.95, help="tune: recall@10 target")
     index.add_argument("--sample", type=int, default=200, help="tune: query vectors sampled")
+    demo = command("demo", "index a source tree (default: the standard library) and query it")
+    demo.add_argument(
+        "path", nargs="?", help="directory to index (default: this Python's standard library)"
+    )
+    demo.add_argument(
+        "--query",
+        action="append",
+        metavar="TEXT",
+        help="a question to answer (repeatable; replaces the example questions)",
+    )
+    demo.add_argument("--codebase-id", help="registry id (default: derived from the path)")
+    demo.add_argument("--workers", type=int, default=2, help="parser processes (default: 2)")
+    demo.add_argument(
+        "--include-tests",
+        action="store_true",
+        help="default path only: also index the stdlib's test/, tests/ and idlelib/ dirs",
+    )
     return parser
 
 
@@ -311,6 +351,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, in
     "rollback": _rollback,
     "doctor": _doctor,
     "index": _index,
+    "demo": _demo,
 }
 
 
