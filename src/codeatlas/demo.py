@@ -132,6 +132,20 @@ UPDATE codebase_metadata m
  WHERE m.codebase_id = $1 AND m.path = s.path
    AND (m.dependency_count, m.dependent_count) IS DISTINCT FROM (s.dependencies, s.dependents)"""
 
+# VACUUM takes no parameters: one complete statement per table, chosen from this closed set.
+_VACUUM: Final = {
+    table: f"VACUUM (ANALYZE) {table}"
+    for table in (
+        "codebase_metadata",
+        "code_files",
+        "code_embeddings",
+        "code_locations",
+        "graph_nodes",
+        "graph_edges",
+    )
+}
+_VACUUMED: Final = tuple(_VACUUM)
+
 _T = TypeVar("_T")
 
 
@@ -410,6 +424,8 @@ class _Run:
         if graphs is not None:
             with self._phase("pagerank"):
                 await self.atlas.graph.compute_pagerank(self.codebase_id)
+        with self._phase("vacuum analyze"):
+            await self._vacuum()
         with self._phase("index builds"):
             await self._rebuild_indexes()
         with self._phase("snapshot"):
@@ -731,6 +747,17 @@ class _Run:
             [counts[p][0] for p in paths],
             [counts[p][1] for p in paths],
         )
+
+    async def _vacuum(self) -> None:
+        """VACUUM (ANALYZE) the tables this run wrote to.
+
+        Fresh statistics keep the first searches on index plans, and a vacuum sets the hint
+        bits of the rows just loaded, which the index builds would otherwise set while
+        reading them (several times slower on a bulk-loaded table).
+        """
+        for table in _VACUUMED:
+            if self.report.rows_written.get(table) or self.report.rows_deleted.get(table):
+                await self.atlas.executor.execute(_VACUUM[table])
 
     async def _rebuild_indexes(self) -> None:
         """Rebuild the vector indexes of tables that received rows, with lists sized to them.
