@@ -28,6 +28,7 @@ disjoint, so the module nodes rank exactly as in the import graph alone.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 import sys
@@ -992,20 +993,32 @@ def _dependency_counts(graph: Graph) -> dict[str, tuple[int, int]]:
 
 
 def _summary(analysis: FileAnalysis) -> str:
-    """Return the text embedded for a file: its path, head (docstring, imports) and names."""
-    head = analysis.chunks[0].text[:_HEAD_CHARS] if analysis.chunks else ""
-    parts = [analysis.path.replace("/", " "), head]
+    """Return the text embedded for a file: path, module docstring and top-level names.
+
+    Methods and the rest of the header are left out: in a large module they outweigh what
+    the module is about (measured on the stdlib: with them, zipfile.py ranked fifth for
+    "read and write zip archives"; without, first).
+    """
+    head = analysis.chunks[0].text if analysis.chunks else ""
+    parts = [analysis.path.replace("/", " ").removesuffix(".py")]
+    docstring = _module_docstring(head) if analysis.python is not None else None
+    parts.append(docstring[:_HEAD_CHARS] if docstring else head[: _HEAD_CHARS // 2])
     python = analysis.python
     if python is not None:
-        if python.module:
-            parts.append(python.module)
-        parts.append(" ".join(s.qualname for s in python.symbols))
+        top = [s for s in python.symbols if s.parent is None]
+        parts.append(" ".join(s.name for s in top))
         parts.extend(
-            s.docstring.strip().splitlines()[0]
-            for s in python.symbols
-            if s.parent is None and s.docstring and s.docstring.strip()
+            s.docstring.strip().splitlines()[0] for s in top if s.docstring and s.docstring.strip()
         )
     return "\n".join(parts)
+
+
+def _module_docstring(head: str) -> str | None:
+    """Return the docstring of a module from its first chunk (None if it has none)."""
+    try:
+        return ast.get_docstring(ast.parse(head))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def _symbol_text(analysis: FileAnalysis, symbol: Symbol) -> str:
