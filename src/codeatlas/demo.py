@@ -146,6 +146,7 @@ _VACUUM: Final = {
     )
 }
 _VACUUMED: Final = tuple(_VACUUM)
+_VACUUM_MIN_ROWS: Final = 1000
 
 _T = TypeVar("_T")
 
@@ -750,14 +751,17 @@ class _Run:
         )
 
     async def _vacuum(self) -> None:
-        """VACUUM (ANALYZE) the tables this run wrote to.
+        """VACUUM (ANALYZE) the tables this run wrote many rows to.
 
         Fresh statistics keep the first searches on index plans, and a vacuum sets the hint
         bits of the rows just loaded, which the index builds would otherwise set while
         reading them (several times slower on a bulk-loaded table).
         """
+        report = self.report
         for table in _VACUUMED:
-            if self.report.rows_written.get(table) or self.report.rows_deleted.get(table):
+            # a few changed rows are autovacuum's job; a bulk load is worth doing now
+            changed = report.rows_written.get(table, 0) + report.rows_deleted.get(table, 0)
+            if changed >= _VACUUM_MIN_ROWS:
                 await self.atlas.executor.execute(_VACUUM[table])
 
     async def _rebuild_indexes(self) -> None:
