@@ -81,10 +81,10 @@ PROFILES: Final = {
         name="full",
         rows=100_000,
         queries=1_000,
-        rounds=5,
-        block=60,
-        breakdown_rounds=6,
-        breakdown_block=100,
+        rounds=4,
+        block=50,
+        breakdown_rounds=5,
+        breakdown_block=60,
         ingest_rows=5_000,
         ingest_rounds=2,
         cache_entries=10_000,
@@ -99,6 +99,8 @@ class Steps:
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
+        #: the 1-minute load average after each phase (other work on the machine)
+        self.loads: list[float] = []
 
     @contextlib.contextmanager
     def phase(self, description: str, total: int) -> Iterator[Callable[[], None]]:
@@ -109,6 +111,7 @@ class Steps:
             yield lambda: self._progress.advance(task)
         finally:
             self._progress.update(task, completed=total)
+            self.loads.append(os.getloadavg()[0])
             self._progress.console.log(f"{description}: {time.perf_counter() - started:.1f}s")
 
 
@@ -206,7 +209,7 @@ async def _dataset(
         "uses_index": await uses_index(atlas, spec, data, tuned.probes),
         "tune": {
             "probes": tuned.probes,
-            "recall_on_stored_rows": tuned.recall,
+            "recall_on_its_sample": tuned.recall,
             "target": tuned.target,
             "tried": {str(p): r for p, r in tuned.tried.items()},
         },
@@ -358,6 +361,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await connected.__aexit__(None, None, None)
     results["duration_s"] = time.perf_counter() - started
+    results["machine"]["load_average_per_phase"] = steps.loads
     results["machine"]["load_average_end"] = list(os.getloadavg())
     return results
 
