@@ -431,7 +431,13 @@ class Indexes:
             if exact:
                 await tx.execute("SELECT set_config('enable_indexscan', 'off', true)")
             else:
-                await tx.execute("SELECT set_config('ivfflat.probes', $1, true)", str(probes))
+                # Measure the index itself: with probes a large share of lists the planner may
+                # prefer a sequential scan, whose perfect recall would mislead `tune`.
+                await tx.execute(
+                    "SELECT set_config('ivfflat.probes', $1, true), "
+                    "set_config('enable_seqscan', 'off', true)",
+                    str(probes),
+                )
                 if tx.state.iterative_scans:
                     await tx.execute(
                         "SELECT set_config('ivfflat.iterative_scan', 'relaxed_order', true)"
