@@ -35,6 +35,7 @@ __all__ = [
     "SearchClient",
     "Stepwise",
     "knob_settings",
+    "no_reset",
 ]
 
 K: Final = 10
@@ -67,9 +68,8 @@ def knob_settings(probes: int) -> dict[str, str]:
 class CodeatlasClient:
     """``repository.search_similar(query, k, probes=...)`` on the Atlas pool."""
 
-    name = "codeatlas"
-
-    def __init__(self, repository: Any, probes: int) -> None:
+    def __init__(self, repository: Any, probes: int, name: str = "codeatlas") -> None:
+        self.name = name
         self._repository = repository
         self._probes = probes
 
@@ -160,7 +160,7 @@ class PsycopgClient:
         await asyncio.gather(*(connection.close() for connection in self._connections))
 
 
-async def _no_reset(connection: asyncpg.Connection) -> None:
+async def no_reset(connection: asyncpg.Connection) -> None:
     """A pool reset that sends nothing (safe when sessions never change state)."""
 
 
@@ -194,7 +194,7 @@ class Stepwise:
         knobs: bool = False,
     ) -> Stepwise:
         """Return a one-connection variant (the breakdown runs at concurrency 1)."""
-        options: dict[str, Any] = {} if reset else {"reset": _no_reset}
+        options: dict[str, Any] = {} if reset else {"reset": no_reset}
         pool = await _asyncpg_pool(dsn, probes, 1, **options)
         return cls(pool, spec, name, transaction=transaction, knobs=knobs, probes=probes)
 

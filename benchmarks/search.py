@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import codeatlas
+from codeatlas.config import Settings
 
-from .clients import AsyncpgClient, CodeatlasClient, PsycopgClient, SearchClient, Stepwise
+from .clients import (
+    AsyncpgClient,
+    CodeatlasClient,
+    PsycopgClient,
+    SearchClient,
+    Stepwise,
+    no_reset,
+)
 from .data import Dataset
 from .measure import Block, recall_at_k, run_block, summarise
 from .tables import TableSpec
@@ -178,9 +186,13 @@ async def breakdown(
     release-time reset query, then inside a transaction, then also with the ``set_config``
     statement (the exact statement sequence codeatlas sends), then codeatlas itself. What
     remains between the last two is codeatlas' Python work, measured directly as well:
-    vector validation and building the ``Match`` rows.
+    vector validation and building the ``Match`` rows. Last, codeatlas on a pool whose
+    release-time reset sends nothing (``connect(..., reset=...)``, a pool option callers
+    can pass today; codeatlas leaves no session state behind).
     """
     repository = spec.repository(atlas)
+    lean_settings = Settings(pool_min_size=1, pool_max_size=1)
+    lean = await codeatlas.connect(dsn, migrate=False, settings=lean_settings, reset=no_reset)
     variants: list[SearchClient] = [
         await Stepwise.open(dsn, spec, probes, "asyncpg, no pool reset", reset=False),
         await Stepwise.open(dsn, spec, probes, "asyncpg (pool.fetch)"),
@@ -189,6 +201,7 @@ async def breakdown(
             dsn, spec, probes, "+ set_config (codeatlas' SQL)", transaction=True, knobs=True
         ),
         CodeatlasClient(repository, probes),
+        CodeatlasClient(spec.repository(lean), probes, "codeatlas, pool reset=no-op"),
     ]
     queries = _Queries(len(data.queries))
     try:
@@ -204,8 +217,9 @@ async def breakdown(
             advance=lambda: None,
         )
     finally:
-        for variant in variants[:-1]:
+        for variant in variants:
             await variant.close()
+        await lean.close()
     steps = [{"variant": name, **summarise(block.latencies)} for name, block in merged.items()]
     return {"probes": probes, "steps": steps, "python": await _python_costs(atlas, spec, data)}
 
