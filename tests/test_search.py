@@ -220,6 +220,30 @@ async def test_knobs_do_not_leak_to_the_next_user(migrated_dsn: str) -> None:
         assert after["probes"] != "37" and after["indexscan"] == "on"
 
 
+async def test_knobs_do_not_leak_into_the_callers_transaction(migrated_dsn: str) -> None:
+    async with codeatlas.connect(migrated_dsn, migrate=False) as atlas:
+        await atlas.executor.execute(
+            "CREATE TABLE search_items (id bigserial PRIMARY KEY, codebase_id text NOT NULL, "
+            "category text NOT NULL, rank integer NOT NULL, embedding vector(8))"
+        )
+        async with atlas.transaction() as tx:
+            await tx.executor.execute("SET LOCAL ivfflat.probes = 3")
+            repository = Items(tx.executor)
+            await repository.insert(
+                ItemCreate(codebase_id="a", category="x", rank=1, embedding=np.ones(DIM))
+            )
+            found = await repository.search_similar(np.ones(DIM), k=1, exact=True)
+            assert [m.item.rank for m in found] == [1]
+            await repository.search_similar(np.ones(DIM), k=1, probes=37)
+            after = await tx.executor.fetchrow(
+                "SELECT current_setting('ivfflat.probes') AS probes, "
+                "current_setting('enable_indexscan') AS indexscan"
+            )
+            # the caller's own SET LOCAL survives; the search's settings are gone
+            assert dict(after) == {"probes": "3", "indexscan": "on"}
+            assert await repository.count() == 1  # the insert is still in the transaction
+
+
 @pytest.mark.parametrize(
     ("embedding", "kwargs", "error", "message"),
     [

@@ -7,9 +7,10 @@ a pool executor starts a transaction, on a connection executor a savepoint.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from asyncpg import Record
@@ -19,6 +20,14 @@ from ._state import AtlasState
 from .errors import ConnectionLostError, translate_db_error
 
 __all__ = ["Executor", "translated"]
+
+#: Setting names ``with_settings`` accepts (they are written into SQL, so checked strictly).
+_SETTING_NAME: Final = re.compile(r"^[a-z_]+(\.[a-z_]+)?$")
+
+
+def _literal(value: str) -> str:
+    """Quote *value* as an SQL string literal (standard_conforming_strings is always on)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 @contextmanager
@@ -82,6 +91,71 @@ class Executor:
                         self
                         if self._connection is not None
                         else Executor(connection=connection, state=self.state)
+                    )
+
+    @asynccontextmanager
+    async def with_settings(self, settings: Mapping[str, str]) -> AsyncIterator[Executor]:
+        """Yield an executor on one connection where *settings* apply, and only there.
+
+        On the pool: a transaction whose ``BEGIN`` and ``SET LOCAL``s travel in one round
+        trip and end with it, so the connection goes back to the pool unchanged. Inside a
+        caller's transaction: the previous values are read as the new ones are set, and put
+        back afterwards, so the caller's later statements do not inherit them. Do not open a
+        transaction on the yielded executor.
+        """
+        for name in settings:
+            if not _SETTING_NAME.match(name):
+                raise ValueError(f"not a setting name: {name!r}")
+        if self._connection is not None:
+            async with self._restoring(self._connection, settings):
+                yield self
+            return
+        assert self._pool is not None
+        assignments = "".join(
+            f"; SET LOCAL {name} = {_literal(value)}" for name, value in settings.items()
+        )
+        async with self.acquire() as connection:
+            with translated(connection):
+                await connection.execute("BEGIN" + assignments)
+                try:
+                    yield Executor(connection=connection, state=self.state)
+                except BaseException:
+                    if not connection.is_closed():
+                        await connection.execute("ROLLBACK")
+                    raise
+                await connection.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _restoring(
+        self, connection: asyncpg.Connection, settings: Mapping[str, str]
+    ) -> AsyncIterator[None]:
+        names = list(settings)
+        with translated(connection):
+            previous = await connection.fetchrow(
+                "SELECT "
+                + ", ".join(
+                    f"current_setting(${i}, true), set_config(${i}, ${i + len(names)}, true)"
+                    for i in range(1, len(names) + 1)
+                ),
+                *names,
+                *settings.values(),
+            )
+        assert previous is not None
+        try:
+            yield
+        finally:
+            if not connection.is_closed():
+                with translated(connection):
+                    # a setting its library had not defined yet reads NULL: back to its default
+                    await connection.execute(
+                        "SELECT "
+                        + ", ".join(
+                            f"set_config(${i}, coalesce(${i + len(names)}::text, "
+                            f"(SELECT reset_val FROM pg_settings WHERE name = ${i})), true)"
+                            for i in range(1, len(names) + 1)
+                        ),
+                        *names,
+                        *(previous[2 * i] for i in range(len(names))),
                     )
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:

@@ -262,8 +262,7 @@ class SemanticCache(
         if not -1.0 <= threshold <= 1.0:
             raise InvalidInputError(f"threshold must be within -1..1, got {threshold!r}")
         chosen_probes = await self._probes(probes)
-        async with self._executor.transaction() as tx:
-            await self._set_knobs(tx, chosen_probes, exact=False)
+        async with self._executor.with_settings(self._knobs(chosen_probes, exact=False)) as tx:
             record = await tx.fetchrow(_LOOKUP, vector, 1.0 - threshold, model)
         if record is None:
             self.stats.misses += 1

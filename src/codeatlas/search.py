@@ -45,12 +45,6 @@ MAX_K: Final = 1000
 #: (pgvector's advice: sqrt(lists), i.e. 10 for the schema's lists = 100).
 DEFAULT_PROBES: Final = 10
 
-_SET_KNOBS: Final = """
-SELECT set_config('ivfflat.probes', $1, true),
-       set_config('ivfflat.iterative_scan', $2, true)"""
-_SET_PROBES_ONLY: Final = "SELECT set_config('ivfflat.probes', $1, true)"
-# An exact scan: no index scan at all (btree filters still run as bitmap scans).
-_SET_EXACT: Final = "SELECT set_config('enable_indexscan', 'off', true)"
 _READ_DEFAULT_PROBES: Final = """
 SELECT default_probes FROM codeatlas_vector_indexes WHERE index_name = $1"""
 
@@ -133,13 +127,14 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             state.probe_defaults[self.vector_index] = cached
         return cached[0] or DEFAULT_PROBES
 
-    async def _set_knobs(self, tx: Executor, probes: int, exact: bool) -> None:
+    def _knobs(self, probes: int, exact: bool) -> dict[str, str]:
+        """Return the settings one search runs with (transaction-local, see with_settings)."""
         if exact:
-            await tx.execute(_SET_EXACT)
-        elif tx.state.iterative_scans:
-            await tx.execute(_SET_KNOBS, str(probes), "relaxed_order")
-        else:
-            await tx.execute(_SET_PROBES_ONLY, str(probes))
+            # no index scan at all (btree filters still run as bitmap scans)
+            return {"enable_indexscan": "off"}
+        if self._executor.state.iterative_scans:
+            return {"ivfflat.probes": str(probes), "ivfflat.iterative_scan": "relaxed_order"}
+        return {"ivfflat.probes": str(probes)}
 
     def _matches(self, records: Sequence[Any]) -> builtins.list[Match[RowT]]:
         matches = [Match(self._row(r), 1.0 - float(r["_distance"])) for r in records]
@@ -234,8 +229,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         sql, params, narrowed = self._prepare(
             where, min_similarity, include_embedding, batched=False
         )
-        async with self._executor.transaction() as tx:
-            await self._set_knobs(tx, probes, exact)
+        async with self._executor.with_settings(self._knobs(probes, exact)) as tx:
             matches = self._matches(await tx.fetch(sql, vector, k, *params))
         if len(matches) < k and narrowed and not exact and not self._executor.state.iterative_scans:
             logger.warning(
@@ -246,8 +240,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
                 len(matches),
                 k,
             )
-            async with self._executor.transaction() as tx:
-                await self._set_knobs(tx, probes, True)
+            async with self._executor.with_settings(self._knobs(probes, True)) as tx:
                 matches = self._matches(await tx.fetch(sql, vector, k, *params))
         return matches
 
@@ -270,8 +263,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         vectors = [PackedVector(self._validate(e, k, min_similarity)) for e in embeddings]
         sql, params, _ = self._prepare(where, min_similarity, include_embedding, batched=True)
         chosen_probes = await self._probes(probes, exact)
-        async with self._executor.transaction() as tx:
-            await self._set_knobs(tx, chosen_probes, exact)
+        async with self._executor.with_settings(self._knobs(chosen_probes, exact)) as tx:
             records = await tx.fetch(sql, vectors, k, *params)
         grouped: builtins.list[builtins.list[Any]] = [[] for _ in embeddings]
         for record in records:
