@@ -5,9 +5,9 @@ first, using its own pool of ``size`` connections. The baselines run the very st
 codeatlas sends, but as a single round trip: their probes and iterative-scan mode are
 startup parameters of their connections (so they survive asyncpg's ``RESET ALL`` when a
 pooled connection is released), which is the cheapest correct way to run this query by
-hand. codeatlas instead sets both knobs with ``set_config(..., true)`` inside a transaction
-per search, so that pooled connections never carry them; the difference is what the
-ratios show, and ``overhead.py`` takes it apart.
+hand. codeatlas instead sets both knobs with ``SET LOCAL`` in a transaction per search
+(sent with its BEGIN), so that pooled connections never carry them; the difference is
+what the ratios show, and ``search.breakdown`` takes it apart.
 
 The breakdown variants (``Stepwise``) are asyncpg pools that add one of codeatlas' steps at
 a time.
@@ -39,9 +39,6 @@ __all__ = [
 ]
 
 K: Final = 10
-_SET_KNOBS: Final = """
-SELECT set_config('ivfflat.probes', $1, true),
-       set_config('ivfflat.iterative_scan', $2, true)"""
 
 Vector = npt.NDArray[np.float32]
 
@@ -168,7 +165,8 @@ class Stepwise:
     """Raw asyncpg plus some of codeatlas' per-search steps, to attribute its overhead.
 
     ``reset=False`` skips asyncpg's release-time reset query; ``transaction`` wraps the
-    query in BEGIN/COMMIT; ``knobs`` also runs codeatlas' ``set_config`` statement.
+    query in BEGIN/COMMIT; ``knobs`` sends the two ``SET LOCAL``s in BEGIN's message, which
+    is the statement sequence ``search_similar`` sends on the pool.
     """
 
     def __init__(
@@ -178,8 +176,13 @@ class Stepwise:
         self._pool = pool
         self._sql = spec.search_sql
         self._transaction = transaction
-        self._knobs = knobs
-        self._probes = str(probes)
+        # probes is an int and the mode a constant: the literal is safe to write out
+        self._begin = (
+            f"BEGIN; SET LOCAL ivfflat.probes = '{int(probes)}'; "
+            "SET LOCAL ivfflat.iterative_scan = 'relaxed_order'"
+            if knobs
+            else "BEGIN"
+        )
 
     @classmethod
     async def open(
@@ -202,10 +205,14 @@ class Stepwise:
         if not self._transaction:
             rows = await self._pool.fetch(self._sql, query, K)
             return [row["id"] for row in rows]
-        async with self._pool.acquire() as connection, connection.transaction():
-            if self._knobs:
-                await connection.execute(_SET_KNOBS, self._probes, "relaxed_order")
-            rows = await connection.fetch(self._sql, query, K)
+        async with self._pool.acquire() as connection:
+            await connection.execute(self._begin)
+            try:
+                rows = await connection.fetch(self._sql, query, K)
+            except BaseException:
+                await connection.execute("ROLLBACK")
+                raise
+            await connection.execute("COMMIT")
         return [row["id"] for row in rows]
 
     async def close(self) -> None:

@@ -544,7 +544,7 @@ def _breakdown_reading(results: dict[str, Any]) -> str:
     parts = []
     for dim, search in sorted(results["search"].items(), key=lambda item: int(item[0])):
         part = search["breakdown"][0]
-        # variants in order: no reset, pool.fetch, + BEGIN/COMMIT, + set_config, codeatlas
+        # variants in order: no reset, pool.fetch, + BEGIN/COMMIT, + SET LOCALs, codeatlas
         # (and, in later runs, codeatlas on a pool without the reset query)
         steps = [step["p50_ms"] for step in part["steps"]]
         no_reset, fetch, transaction, knobs, codeatlas = steps[:5]
@@ -557,7 +557,8 @@ def _breakdown_reading(results: dict[str, Any]) -> str:
         parts.append(
             f"{int(dim)} dims, probes={part['probes']}: codeatlas is "
             f"{codeatlas - fetch:+.2f} ms over raw asyncpg ({fetch:.2f} ms): BEGIN/COMMIT "
-            f"{transaction - fetch:+.2f}, set_config {knobs - transaction:+.2f}, Python "
+            f"{transaction - fetch:+.2f}, SET LOCALs riding on BEGIN "
+            f"{knobs - transaction:+.2f}, Python "
             f"{codeatlas - knobs:+.2f} (measured apart: {python['validate_us']:.0f} µs "
             f"validating the vector, {python['matches_us']:.0f} µs building the Matches); "
             f"asyncpg's release-time reset query, paid by both, {fetch - no_reset:+.2f}{lean}"
@@ -568,9 +569,9 @@ def _breakdown_reading(results: dict[str, Any]) -> str:
         "* **Where the overhead goes** (p50, one client, each step added to the previous "
         "one; differences under ~0.1 ms are within noise). "
         + "; ".join(parts)
-        + ". The fixed cost is round trips: codeatlas sends BEGIN, set_config, the SELECT and "
-        "COMMIT, where the baseline sends the SELECT alone, so it shows when the search itself "
-        "is cheap (few probes) and fades as probes grow."
+        + ". The fixed cost is round trips: codeatlas sends BEGIN (with the SET LOCALs), the "
+        "SELECT and COMMIT, where the baseline sends the SELECT alone, so it shows when the "
+        "search itself is cheap (few probes) and fades as probes grow."
     )
 
 
@@ -614,8 +615,8 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         f"{profile['queries']:,} held-out queries drawn from the same mixture. Ground truth: "
         "exact cosine top-10 with numpy.",
         "* **Implementations.** `codeatlas`: `repository.search_similar(q, 10, probes=p)`, "
-        "which runs BEGIN, `set_config` of `ivfflat.probes` and `ivfflat.iterative_scan` "
-        "(transaction-local), the SELECT, COMMIT, and builds typed rows. `asyncpg`: the same "
+        "which sends BEGIN with `SET LOCAL` of `ivfflat.probes` and `ivfflat.iterative_scan` "
+        "in one message, then the SELECT, then COMMIT, and builds typed rows. `asyncpg`: the same "
         "SELECT with `pool.fetch` and pgvector's binary codec, the two knobs set as connection "
         "startup parameters (so they survive the pool's `RESET ALL`). `psycopg`: the same "
         "SELECT on psycopg 3 in autocommit with `pgvector.psycopg`, the vector bound in "

@@ -183,8 +183,8 @@ async def breakdown(
     """Attribute codeatlas' per-search overhead at concurrency 1, one step at a time.
 
     The variants run interleaved like the sweep: raw asyncpg without and with the pool's
-    release-time reset query, then inside a transaction, then also with the ``set_config``
-    statement (the exact statement sequence codeatlas sends), then codeatlas itself. What
+    release-time reset query, then inside a transaction, then with the ``SET LOCAL``s sent in
+    BEGIN's message (the statement sequence codeatlas sends), then codeatlas itself. What
     remains between the last two is codeatlas' Python work, measured directly as well:
     vector validation and building the ``Match`` rows. Last, codeatlas on a pool whose
     release-time reset sends nothing (``connect(..., reset=...)``, a pool option callers
@@ -198,7 +198,7 @@ async def breakdown(
         await Stepwise.open(dsn, spec, probes, "asyncpg (pool.fetch)"),
         await Stepwise.open(dsn, spec, probes, "+ BEGIN/COMMIT", transaction=True),
         await Stepwise.open(
-            dsn, spec, probes, "+ set_config (codeatlas' SQL)", transaction=True, knobs=True
+            dsn, spec, probes, "+ SET LOCALs in BEGIN's message", transaction=True, knobs=True
         ),
         CodeatlasClient(repository, probes),
         CodeatlasClient(spec.repository(lean), probes, "codeatlas, pool reset=no-op"),
