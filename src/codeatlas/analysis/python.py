@@ -26,6 +26,7 @@ the code lines, capped at 100.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import keyword
 import math
@@ -447,28 +448,13 @@ def _symbols(tree: ast.Module) -> tuple[Symbol, ...]:
         if symbol.kind == "method" and symbol.parent is not None:
             method_totals[symbol.parent] = method_totals.get(symbol.parent, 0) + symbol.complexity
     symbols = [
-        _with_complexity(s, method_totals.get(s.qualname, 0)) if s.kind == "class" else s
+        dataclasses.replace(s, complexity=method_totals.get(s.qualname, 0))
+        if s.kind == "class"
+        else s
         for s in found
     ]
     symbols.sort(key=lambda s: (s.start_line, s.end_line))
     return tuple(symbols)
-
-
-def _with_complexity(symbol: Symbol, complexity: int) -> Symbol:
-    return Symbol(
-        qualname=symbol.qualname,
-        name=symbol.name,
-        kind=symbol.kind,
-        is_async=symbol.is_async,
-        start_line=symbol.start_line,
-        end_line=symbol.end_line,
-        signature=symbol.signature,
-        docstring=symbol.docstring,
-        complexity=complexity,
-        calls=symbol.calls,
-        bases=symbol.bases,
-        parent=symbol.parent,
-    )
 
 
 def _imports(tree: ast.Module, module: str | None, is_package: bool) -> tuple[Import, ...]:
