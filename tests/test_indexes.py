@@ -134,6 +134,15 @@ async def test_tune_meets_the_recall_target_and_every_process_uses_it(
     assert float(np.mean(recalls)) >= 0.95
 
 
+async def test_a_seed_makes_recall_and_tuning_reproducible(corpus: codeatlas.Atlas) -> None:
+    first = await corpus.indexes.measure_recall("rag_documents", sample=40, probes=1, seed=3)
+    again = await corpus.indexes.measure_recall("rag_documents", sample=40, probes=1, seed=3)
+    assert (first.recall, first.recall_low) == (again.recall, again.recall_low)
+    [tuned] = await corpus.indexes.tune("rag_documents", sample=60, seed=5)
+    [retuned] = await corpus.indexes.tune("rag_documents", sample=60, seed=5)
+    assert (tuned.probes, tuned.tried) == (retuned.probes, retuned.tried)
+
+
 async def test_measure_recall_of_exact_probes_is_one(corpus: codeatlas.Atlas) -> None:
     report = await corpus.indexes.measure_recall("rag_documents", sample=50, probes=20)
     assert report.recall == pytest.approx(1.0)

@@ -130,6 +130,45 @@ async def test_exact_search_is_the_ground_truth(
     assert [m.item.id for m in matches] == exact_top(vectors, query, 25)
 
 
+async def test_exact_stays_exact_after_many_index_searches_on_one_connection(
+    migrated_dsn: str, vectors: npt.NDArray[np.float32]
+) -> None:
+    # One pooled connection: its prepared statements get generic plans after five runs, and
+    # a cached plan ignores later setting changes, so exactness must not rest on settings.
+    async with codeatlas.connect(migrated_dsn, migrate=False, min_size=1, max_size=1) as atlas:
+        await atlas.executor.execute(
+            "CREATE TABLE search_items (id bigserial PRIMARY KEY, codebase_id text NOT NULL, "
+            "category text NOT NULL, rank integer NOT NULL, embedding vector(8))"
+        )
+        repository = Items(atlas.executor)
+        await repository.insert_many(
+            [
+                ItemCreate(codebase_id="a", category="c", rank=i, embedding=vectors[i])
+                for i in range(ROWS)
+            ]
+        )
+        await atlas.executor.execute(
+            "CREATE INDEX ON search_items USING ivfflat (embedding vector_cosine_ops) "
+            "WITH (lists = 100)"
+        )
+        await atlas.executor.execute("ANALYZE search_items")
+        queries = unit(np.random.default_rng(3), 12)
+        approximate = [await repository.search_similar(q, k=25, probes=1) for q in queries]
+        exact = [await repository.search_similar(q, k=25, exact=True) for q in queries]
+        approximate_again = [await repository.search_similar(q, k=25, probes=1) for q in queries]
+    for query, found in zip(queries, exact, strict=True):
+        assert [m.item.id for m in found] == exact_top(vectors, query, 25)
+    # and the approximate searches stayed on the index (probes=1 of 100 lists misses some)
+    assert approximate_again == approximate
+    recall = np.mean(
+        [
+            len({m.item.id for m in a} & set(exact_top(vectors, q, 25))) / 25
+            for a, q in zip(approximate, queries, strict=True)
+        ]
+    )
+    assert recall < 1.0
+
+
 async def test_filter_matching_one_percent_still_returns_k(
     items: Items, vectors: npt.NDArray[np.float32]
 ) -> None:
@@ -160,7 +199,7 @@ async def test_min_similarity_is_a_range_query_on_the_index(
     assert matches and all(m.similarity >= 0.9 - 1e-6 for m in matches)
     expected = int(np.sum(vectors @ query >= 0.9))
     assert abs(len(matches) - expected) <= 1  # float32 rounding at the boundary
-    sql, params, _ = items._prepare(None, 0.9, False, batched=False)
+    sql, params, _ = items._prepare(None, 0.9, False, batched=False, exact=False)
     plan = await atlas.executor.fetch(f"EXPLAIN {sql}", query, 1000, *params)
     assert "search_items_embedding_idx" in "\n".join(row[0] for row in plan)
 

@@ -106,6 +106,9 @@ class Executor:
         for name in settings:
             if not _SETTING_NAME.match(name):
                 raise ValueError(f"not a setting name: {name!r}")
+        if not settings:
+            yield self
+            return
         if self._connection is not None:
             async with self._restoring(self._connection, settings):
                 yield self

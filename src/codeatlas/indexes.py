@@ -334,13 +334,19 @@ class Indexes:
             await asyncio.sleep(0.2)
 
     async def measure_recall(
-        self, table: str, *, sample: int = 200, k: int = 10, probes: int | None = None
+        self,
+        table: str,
+        *,
+        sample: int = 200,
+        k: int = 10,
+        probes: int | None = None,
+        seed: int | None = None,
     ) -> RecallReport:
         """Return mean recall@k of index search against exact search for *sample* stored vectors."""
         index = self._targets(table)[0]
         if not 1 <= sample <= 10_000 or not 1 <= k <= 1000:
             raise InvalidInputError("sample must be within 1..10000 and k within 1..1000")
-        queries = await self._sample(index, sample)
+        queries = await self._sample(index, sample, seed)
         if not queries:
             raise InvalidInputError(f"{table} has no vectors to measure recall with")
         chosen = probes or await self._default_probes(index)
@@ -378,22 +384,27 @@ class Indexes:
             exact_ms_per_query=exact_ms / len(queries),
         )
 
-    async def _sample(self, index: VectorIndex, sample: int) -> list[np.ndarray]:
+    async def _sample(
+        self, index: VectorIndex, sample: int, seed: int | None = None
+    ) -> list[np.ndarray]:
         """Return query vectors near *sample* stored ones (cosine ~0.9 to their origin).
 
         A stored vector queried as is finds itself at distance 0, which flatters recall by
         about 1/k; a perturbed copy behaves like a fresh query from the same distribution.
+        With a *seed*, the same rows and noise are chosen every time the data is the same.
         """
+        order = "random()" if seed is None else "md5(id::text || $2)"
         rows = await self._executor.fetch(
             f"SELECT {index.column} AS v FROM {index.table} "
-            f"WHERE {index.column} IS NOT NULL ORDER BY random() LIMIT $1",
+            f"WHERE {index.column} IS NOT NULL ORDER BY {order} LIMIT $1",
             sample,
+            *(() if seed is None else (str(seed),)),
         )
         if not rows:
             return []
         stored = np.stack([np.asarray(row["v"], dtype=np.float32) for row in rows])
         stored /= np.linalg.norm(stored, axis=1, keepdims=True)
-        rng = np.random.default_rng()
+        rng = np.random.default_rng(seed)
         noise = rng.standard_normal(stored.shape).astype(np.float32)
         noise *= np.float32(_QUERY_NOISE / np.sqrt(stored.shape[1]))
         queries = stored + noise
@@ -418,30 +429,25 @@ class Indexes:
         exact: bool,
     ) -> tuple[list[list[object]], float]:
         """Return the primary keys of the k nearest rows for every query, and the elapsed ms."""
+        # The exact statement orders by an expression no index can serve ("+ 0"), so it
+        # differs from the approximate one: a shared statement could reuse a cached generic
+        # plan made under the other pass's settings.
+        distance = f"t.{index.column} <=> q.query"
         sql = (
             "SELECT q.ordinal, hit.id "
             "FROM unnest($1::vector[]) WITH ORDINALITY AS q(query, ordinal) "
             f"CROSS JOIN LATERAL (SELECT t.id FROM {index.table} t "
             f"WHERE t.{index.column} IS NOT NULL "
-            f"ORDER BY t.{index.column} <=> q.query LIMIT $2) AS hit"
+            f"ORDER BY {f'({distance}) + 0' if exact else distance} LIMIT $2) AS hit"
         )
         packed = [PackedVector(q) for q in queries]
         started = time.perf_counter()
-        async with self._executor.transaction() as tx:
-            if exact:
-                await tx.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            else:
-                # Measure the index itself: with probes a large share of lists the planner may
-                # prefer a sequential scan, whose perfect recall would mislead `tune`.
-                await tx.execute(
-                    "SELECT set_config('ivfflat.probes', $1, true), "
-                    "set_config('enable_seqscan', 'off', true)",
-                    str(probes),
-                )
-                if tx.state.iterative_scans:
-                    await tx.execute(
-                        "SELECT set_config('ivfflat.iterative_scan', 'relaxed_order', true)"
-                    )
+        # Measure the index itself: with probes a large share of lists the planner may prefer
+        # a sequential scan, whose perfect recall would mislead `tune`.
+        settings = {} if exact else {"ivfflat.probes": str(probes), "enable_seqscan": "off"}
+        if settings and self._executor.state.iterative_scans:
+            settings["ivfflat.iterative_scan"] = "relaxed_order"
+        async with self._executor.with_settings(settings) as tx:
             rows = await tx.fetch(sql, packed, k)
         elapsed = (time.perf_counter() - started) * 1000
         grouped: list[list[object]] = [[] for _ in queries]
@@ -456,22 +462,24 @@ class Indexes:
         target_recall: float = 0.95,
         sample: int = 200,
         k: int = 10,
+        seed: int | None = None,
     ) -> list[TuneResult]:
         """Find and store, per table, the smallest probes whose recall@k meets the target.
 
         A probes value meets it when the lower end of the ~95% confidence interval of its
         mean recall over *sample* queries does, so one lucky sample does not under-probe.
+        A *seed* makes the sample, and so the choice, reproducible on the same data.
         """
         if not 0 < target_recall <= 1:
             raise InvalidInputError(f"target_recall must be within (0, 1], got {target_recall}")
         results = []
         for index in self._targets(table):
             if await self._count(index) > 0:
-                results.append(await self._tune_one(index, target_recall, sample, k))
+                results.append(await self._tune_one(index, target_recall, sample, k, seed))
         return results
 
     async def _tune_one(
-        self, index: VectorIndex, target_recall: float, sample: int, k: int
+        self, index: VectorIndex, target_recall: float, sample: int, k: int, seed: int | None
     ) -> TuneResult:
         facts = await self._executor.fetchrow(_INDEX_FACTS, index.name)
         lists = int(facts["lists"]) if facts else 100
@@ -480,7 +488,7 @@ class Indexes:
         # target, not just the sample mean: a sample's luck must not pick too few probes.
         lower: dict[int, float] = {}
         # one sample and one exact pass serve every probes value tried
-        queries = await self._sample(index, sample)
+        queries = await self._sample(index, sample, seed)
         exact, exact_ms = await self._neighbours(index, queries, k, 1, exact=True)
 
         async def recall_at(probes: int) -> float:

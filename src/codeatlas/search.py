@@ -82,10 +82,15 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         max_distance_param: str | None,
         include_embedding: bool,
         limit_param: str,
+        exact: bool,
         query_ref: str = "$1",
         alias: str = "",
     ) -> str:
         vec = f"{alias}{self.vector_column}"
+        # "+ 0" is not the operator an IVFFlat index can order by, so the exact statement can
+        # never run on the index: a setting like enable_indexscan would not do, because a
+        # prepared statement's cached generic plan ignores later setting changes.
+        order = f"({vec} <=> {query_ref}) + 0" if exact else f"{vec} <=> {query_ref}"
         columns = ", ".join(
             f"{alias}{c}" for c in self.columns if include_embedding or c not in self.vector_columns
         )
@@ -95,7 +100,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         return (
             f"SELECT {columns}, {vec} <=> {query_ref} AS _distance "
             f"FROM {self.table} {alias.rstrip('.')} WHERE {' AND '.join(conditions)} "
-            f"ORDER BY {vec} <=> {query_ref} LIMIT {limit_param}"
+            f"ORDER BY {order} LIMIT {limit_param}"
         )
 
     def _validate(self, embedding: Any, k: int, min_similarity: float | None) -> Any:
@@ -130,8 +135,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
     def _knobs(self, probes: int, exact: bool) -> dict[str, str]:
         """Return the settings one search runs with (transaction-local, see with_settings)."""
         if exact:
-            # no index scan at all (btree filters still run as bitmap scans)
-            return {"enable_indexscan": "off"}
+            return {}  # the exact statement cannot use the index at all (see _search_sql)
         if self._executor.state.iterative_scans:
             return {"ivfflat.probes": str(probes), "ivfflat.iterative_scan": "relaxed_order"}
         return {"ivfflat.probes": str(probes)}
@@ -149,6 +153,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         include_embedding: bool,
         *,
         batched: bool,
+        exact: bool,
     ) -> tuple[str, builtins.list[Any], bool]:
         """Return the search SQL ($1 query, $2 k, then filter parameters), its parameters, and
         whether anything narrows the result (filters or a similarity floor)."""
@@ -163,6 +168,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             max_distance_param=max_distance_param,
             include_embedding=include_embedding,
             limit_param="$2",
+            exact=exact,
             query_ref="q.query" if batched else "$1",
             alias=alias,
         )
@@ -227,7 +233,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
     ) -> builtins.list[Match[RowT]]:
         """Run a validated search (the uncached path of ``search_similar``)."""
         sql, params, narrowed = self._prepare(
-            where, min_similarity, include_embedding, batched=False
+            where, min_similarity, include_embedding, batched=False, exact=exact
         )
         async with self._executor.with_settings(self._knobs(probes, exact)) as tx:
             matches = self._matches(await tx.fetch(sql, vector, k, *params))
@@ -240,8 +246,10 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
                 len(matches),
                 k,
             )
-            async with self._executor.with_settings(self._knobs(probes, True)) as tx:
-                matches = self._matches(await tx.fetch(sql, vector, k, *params))
+            sql, params, _ = self._prepare(
+                where, min_similarity, include_embedding, batched=False, exact=True
+            )
+            matches = self._matches(await self._executor.fetch(sql, vector, k, *params))
         return matches
 
     async def search_similar_many(
@@ -261,7 +269,9 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         if len(embeddings) > MAX_K:
             raise InvalidInputError(f"at most {MAX_K} query vectors per batch")
         vectors = [PackedVector(self._validate(e, k, min_similarity)) for e in embeddings]
-        sql, params, _ = self._prepare(where, min_similarity, include_embedding, batched=True)
+        sql, params, _ = self._prepare(
+            where, min_similarity, include_embedding, batched=True, exact=exact
+        )
         chosen_probes = await self._probes(probes, exact)
         async with self._executor.with_settings(self._knobs(chosen_probes, exact)) as tx:
             records = await tx.fetch(sql, vectors, k, *params)
