@@ -8,9 +8,12 @@ and so offers ``search_similar`` and ``search_similar_many``. The query is alway
      ORDER BY <vec> <=> $1 LIMIT $2
 
 with the vector bound in binary, which is the shape PostgreSQL answers from the IVFFlat
-index. The knobs (``ivfflat.probes``, ``ivfflat.iterative_scan``) are set with
-``set_config(..., is_local => true)`` inside the query's own transaction, so a pooled
-connection never carries them to its next user. With pgvector 0.8 iterative scans a
+index. The knobs (``ivfflat.probes``, ``ivfflat.iterative_scan``) are ``SET LOCAL`` in the
+query's own transaction, sent together with its ``BEGIN`` (inside a caller's transaction
+they are restored afterwards), so a pooled connection never carries them to its next user.
+``exact=True`` orders by ``(<vec> <=> $1) + 0``, an expression no index can serve: exactness
+must not rest on a setting, since a prepared statement's cached generic plan ignores later
+setting changes. With pgvector 0.8 iterative scans a
 filtered search keeps probing lists until k rows match (or every list was read), so a
 short result means fewer than k rows match; on an older pgvector a short filtered result
 is completed by an exact pass, and the fallback is logged.
