@@ -122,7 +122,7 @@ VECTOR_SEARCH: Final = TableSpec(
 RAG_DOCUMENTS: Final = TableSpec(
     table="rag_documents",
     dimensions=768,
-    repository=lambda atlas: atlas.rag.documents,
+    repository=lambda atlas: atlas.rag,
     make_row=_rag_row,
     insert_columns=(
         "source_type",

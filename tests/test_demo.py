@@ -128,7 +128,7 @@ async def test_first_run_fills_every_table(atlas: codeatlas.Atlas, tree: Path) -
     assert all(r.pagerank_score > 0 for p, r in rows.items() if p.endswith(".py"))
     assert rows["notes.txt"].pagerank_score == 0
 
-    assert await atlas.code.files.count({"project_name": CID}) == 6
+    assert await atlas.code.count({"project_name": CID}) == 6
     symbols = await atlas.code.locations.symbols(CID, file_path="pkg/archive.py")
     assert [s.symbol_name for s in symbols] == ["write_zip_archive", "read_zip_archive"]
     assert await atlas.code.locations.count({"project": CID}) == 6
@@ -180,7 +180,7 @@ async def test_second_run_is_incremental(atlas: codeatlas.Atlas, tree: Path) -> 
     assert third.graph_rebuilt
     paths = {r.path for r in (await atlas.codebases.list({"codebase_id": CID})).items}
     assert paths == set(FILES) - {"pkg/archive.py"}
-    assert await atlas.code.files.count({"project_name": CID}) == 5
+    assert await atlas.code.count({"project_name": CID}) == 5
     assert await atlas.code.locations.count({"project": CID, "file_path": "pkg/archive.py"}) == 0
     assert [s.symbol_name for s in await atlas.code.locations.symbols(CID, name="shout")] == [
         "shout"
@@ -193,7 +193,7 @@ async def test_second_run_is_incremental(atlas: codeatlas.Atlas, tree: Path) -> 
     util_row = (await atlas.codebases.list({"codebase_id": CID, "path": "pkg/util.py"})).items[0]
     assert util_row.function_count == 3
     assert util_row.dependent_count == 1  # archive.py, which imported it, is gone
-    files = {f.file_path: f for f in (await atlas.code.files.list({"project_name": CID})).items}
+    files = {f.file_path: f for f in (await atlas.code.list({"project_name": CID})).items}
     assert files["notes.txt"].content is not None and "Plenty!" in files["notes.txt"].content
     # chunks of re-indexed files were replaced, not added to
     chunks = await atlas.code.chunks_of(files["pkg/util.py"].id)

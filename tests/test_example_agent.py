@@ -84,7 +84,7 @@ async def test_three_workers_drain_twenty_merges(atlas: codeatlas.Atlas) -> None
     stats = await atlas.rules.stats(rule_id, since=timedelta(hours=1))
     assert (stats.executions, stats.with_outcome, stats.successes) == (20, 20, 17)
 
-    sessions = (await atlas.git.sessions.list(limit=10)).items
+    sessions = (await atlas.git.list(limit=10)).items
     assert {s.agent_id for s in sessions} == workers
     assert all(s.status == SessionStatus.CLOSED and s.branch is None for s in sessions)
 
@@ -108,7 +108,7 @@ async def test_stop_event_lets_the_merge_in_flight_finish(atlas: codeatlas.Atlas
     await atlas.git.enqueue_merge("feature/late", "planner")
     await asyncio.sleep(0.2)
     assert await atlas.git.pending.count() == 1
-    sessions = (await atlas.git.sessions.list()).items
+    sessions = (await atlas.git.list()).items
     assert len(sessions) == 2 and all(s.status == SessionStatus.CLOSED for s in sessions)
 
 
@@ -139,7 +139,7 @@ async def test_sigterm_stops_the_service_gracefully(
     assert process.returncode == 0, stderr.decode()
     assert "SIGTERM: finishing merges in flight" in stderr.decode()
     assert await atlas.git.pending.count() == 0
-    sessions = (await atlas.git.sessions.list()).items
+    sessions = (await atlas.git.list()).items
     assert len(sessions) == 2 and all(s.status == SessionStatus.CLOSED for s in sessions)
 
 
@@ -170,5 +170,5 @@ async def test_second_signal_cancels_and_gives_the_claim_back(
     assert await atlas.git.history.count() == 0
     (execution,) = (await atlas.rules.executions.list()).items
     assert execution.outcome is None  # the gate ran, the merge never finished
-    (session,) = (await atlas.git.sessions.list()).items
+    (session,) = (await atlas.git.list()).items
     assert session.status == SessionStatus.CLOSED

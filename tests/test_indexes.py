@@ -47,7 +47,7 @@ async def corpus_dsn(pg: PgServer) -> AsyncIterator[str]:
     dsn = pg.dsn_for(name)
     _, vectors = clustered(ROWS, DIM, np.random.default_rng(7))
     async with codeatlas.connect(dsn) as atlas:
-        await atlas.rag.documents.insert_many(
+        await atlas.rag.insert_many(
             [
                 RagDocumentCreate(
                     source_type="doc", source_id=str(i), content=f"row {i}", embedding=v
@@ -129,7 +129,7 @@ async def test_tune_meets_the_recall_target_and_every_process_uses_it(
     async with codeatlas.connect(corpus_dsn) as other:  # another Atlas reads the default
         for query in queries:
             truth = {ids[i] for i in np.argsort(-(matrix @ query))[:10]}
-            found = await other.rag.documents.search_similar(query, 10)
+            found = await other.rag.search_similar(query, 10)
             recalls.append(len(truth & {m.item.id for m in found}) / 10)
     assert float(np.mean(recalls)) >= 0.95
 

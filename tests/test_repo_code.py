@@ -23,7 +23,7 @@ def unit_vectors(n: int, seed: int = 3) -> npt.NDArray[np.float32]:
 
 
 async def add_file(atlas: codeatlas.Atlas, path: str, project: str = PROJECT) -> CodeFile:
-    return await atlas.code.files.upsert(
+    return await atlas.code.upsert(
         CodeFileCreate(project_name=project, file_path=path, content="x = 1\n", language="python")
     )
 
@@ -58,7 +58,7 @@ def location(
 
 async def test_files_upsert_on_project_and_path(atlas: codeatlas.Atlas) -> None:
     first = await add_file(atlas, "src/a.py")
-    again = await atlas.code.files.upsert(
+    again = await atlas.code.upsert(
         CodeFileCreate(project_name=PROJECT, file_path="src/a.py", content="y = 2\n", hash="h2")
     )
     other_project = await add_file(atlas, "src/a.py", project="another")
@@ -66,7 +66,7 @@ async def test_files_upsert_on_project_and_path(atlas: codeatlas.Atlas) -> None:
     assert (again.content, again.hash) == ("y = 2\n", "h2")
     assert again.updated_at >= first.updated_at
     assert other_project.id != first.id
-    assert await atlas.code.files.count() == 2
+    assert await atlas.code.count() == 2
 
 
 async def test_replace_chunks_replaces_and_orders(atlas: codeatlas.Atlas) -> None:
@@ -129,7 +129,7 @@ async def test_deleting_a_file_cascades_to_its_chunks(atlas: codeatlas.Atlas) ->
     kept = await add_file(atlas, "src/b.py")
     await atlas.code.replace_chunks(file.id, [chunk(i) for i in range(4)])
     await atlas.code.replace_chunks(kept.id, [chunk(0)])
-    assert await atlas.code.files.delete(file.id) is True
+    assert await atlas.code.delete(file.id) is True
     assert await atlas.code.embeddings.count({"code_file_id": file.id}) == 0
     assert await atlas.code.embeddings.count() == 1
 

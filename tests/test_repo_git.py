@@ -39,7 +39,7 @@ async def test_session_lifecycle(atlas: codeatlas.Atlas) -> None:
         "/work/a1-new",
         None,
     )
-    assert await git.sessions.count() == 1
+    assert await git.count() == 1
 
     with pytest.raises(NotFoundError):
         await git.update_session("nobody", branch="b")

@@ -30,7 +30,7 @@ async def add_document(
     *,
     source_type: str = "file",
 ) -> RagDocument:
-    return await atlas.rag.documents.upsert(
+    return await atlas.rag.upsert(
         RagDocumentCreate(
             source_type=source_type,
             source_id=source_id,
@@ -42,14 +42,14 @@ async def add_document(
 
 async def test_documents_upsert_on_source(atlas: codeatlas.Atlas) -> None:
     first = await add_document(atlas, "a.md")
-    again = await atlas.rag.documents.upsert(
+    again = await atlas.rag.upsert(
         RagDocumentCreate(source_type="file", source_id="a.md", content="rewritten", token_count=9)
     )
     other_type = await add_document(atlas, "a.md", source_type="issue")
     assert again.id == first.id
     assert (again.content, again.token_count) == ("rewritten", 9)
     assert other_type.id != first.id
-    assert await atlas.rag.documents.count() == 2
+    assert await atlas.rag.count() == 2
 
 
 async def test_touch_counts_accesses_in_one_statement(atlas: codeatlas.Atlas) -> None:
@@ -59,10 +59,10 @@ async def test_touch_counts_accesses_in_one_statement(atlas: codeatlas.Atlas) ->
     assert a.access_count == 0 and a.last_accessed is None
     before = datetime.now(UTC) - timedelta(seconds=5)
     # duplicates count once; unknown ids are ignored
-    assert await atlas.rag.documents.touch([a.id, b.id, a.id, uuid.uuid4()]) == 2
-    assert await atlas.rag.documents.touch(iter([a.id])) == 1
-    assert await atlas.rag.documents.touch([]) == 0
-    rows = {d.id: d for d in await atlas.rag.documents.get_many([a.id, b.id, c.id])}
+    assert await atlas.rag.touch([a.id, b.id, a.id, uuid.uuid4()]) == 2
+    assert await atlas.rag.touch(iter([a.id])) == 1
+    assert await atlas.rag.touch([]) == 0
+    rows = {d.id: d for d in await atlas.rag.get_many([a.id, b.id, c.id])}
     assert [rows[d.id].access_count for d in (a, b, c)] == [2, 1, 0]
     touched = rows[a.id].last_accessed
     assert touched is not None and touched.tzinfo is not None
@@ -73,8 +73,8 @@ async def test_touch_counts_accesses_in_one_statement(atlas: codeatlas.Atlas) ->
 
 async def test_touch_loses_no_access_under_concurrency(atlas: codeatlas.Atlas) -> None:
     doc = await add_document(atlas, "hot.md")
-    await asyncio.gather(*(atlas.rag.documents.touch([doc.id]) for _ in range(20)))
-    assert (await atlas.rag.documents.get(doc.id)).access_count == 20
+    await asyncio.gather(*(atlas.rag.touch([doc.id]) for _ in range(20)))
+    assert (await atlas.rag.get(doc.id)).access_count == 20
 
 
 async def test_retrieve_searches_and_counts_the_returned_documents(
@@ -87,28 +87,28 @@ async def test_retrieve_searches_and_counts_the_returned_documents(
     ]
     await add_document(atlas, "no-vector.md")
 
-    matches = await atlas.rag.documents.retrieve(vectors[7], k=3)
+    matches = await atlas.rag.retrieve(vectors[7], k=3)
     expected = [int(i) for i in np.argsort(-(vectors @ vectors[7]))[:3]]
     assert [m.item.source_id for m in matches] == [f"d{i}.md" for i in expected]
     assert matches[0].similarity == pytest.approx(1.0, abs=1e-5)
     assert all(m.item.access_count == 1 and m.item.last_accessed is not None for m in matches)
     returned = {m.item.id for m in matches}
-    stored = await atlas.rag.documents.get_many([d.id for d in docs], include_vectors=False)
+    stored = await atlas.rag.get_many([d.id for d in docs], include_vectors=False)
     assert {d.id for d in stored if d.access_count == 1} == returned
     assert all(d.access_count == 0 for d in stored if d.id not in returned)
 
-    again = await atlas.rag.documents.retrieve(vectors[7], k=1)
+    again = await atlas.rag.retrieve(vectors[7], k=1)
     assert again[0].item.id == docs[7].id and again[0].item.access_count == 2
 
-    wiki = await atlas.rag.documents.retrieve(vectors[7], k=4, where={"source_type": "wiki"})
+    wiki = await atlas.rag.retrieve(vectors[7], k=4, where={"source_type": "wiki"})
     assert len(wiki) == 4 and {m.item.source_type for m in wiki} == {"wiki"}
-    close = await atlas.rag.documents.retrieve(vectors[7], k=10, min_similarity=0.99)
+    close = await atlas.rag.retrieve(vectors[7], k=10, min_similarity=0.99)
     assert [m.item.id for m in close] == [docs[7].id]
     assert (
-        await atlas.rag.documents.get(docs[7].id)
+        await atlas.rag.get(docs[7].id)
     ).access_count == 4  # each of the four retrievals
     with pytest.raises(InvalidVectorError):
-        await atlas.rag.documents.retrieve([1.0, 2.0], k=1)
+        await atlas.rag.retrieve([1.0, 2.0], k=1)
 
 
 async def test_record_query_round_trip(atlas: codeatlas.Atlas) -> None:
@@ -164,7 +164,7 @@ async def test_feedback_requires_existing_query_and_document(atlas: codeatlas.At
         4,
     )
     # feedback goes with its document (ON DELETE CASCADE)
-    await atlas.rag.documents.delete(doc.id)
+    await atlas.rag.delete(doc.id)
     assert await atlas.rag.feedback.count() == 0
 
 

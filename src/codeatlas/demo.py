@@ -533,7 +533,7 @@ class _Run:
                 # code_embeddings go with their file (ON DELETE CASCADE)
                 self._deleted(
                     "code_files",
-                    await tx.code.files.delete_where(
+                    await tx.code.delete_where(
                         {"project_name": self.codebase_id, "file_path": gone}
                     ),
                 )
@@ -615,7 +615,7 @@ class _Run:
             async with atlas.transaction() as tx:
                 file_task = progress.add_task("code_files", total=len(rows.code_files))
                 for batch in _batches(rows.code_files, 500):
-                    self._wrote("code_files", await tx.code.files.upsert_many(batch))
+                    self._wrote("code_files", await tx.code.upsert_many(batch))
                     progress.advance(file_task, len(batch))
                 if rows.replaced:
                     self._deleted(

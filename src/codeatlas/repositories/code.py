@@ -1,4 +1,4 @@
-"""``atlas.code``: code files, their embedded chunks (768-d) and symbol locations (768-d)."""
+"""``atlas.code``: code files, with their embedded chunks (768-d) and symbol locations (768-d)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from ._base import Repository
 
 __all__ = [
     "CodeEmbeddingsRepository",
-    "CodeFilesRepository",
     "CodeLocationsRepository",
     "CodeRepository",
 ]
@@ -54,16 +53,6 @@ SELECT id, project, file_path, line_start, line_end, column_start, column_end, s
    AND ($3::text IS NULL OR symbol_type = $3)
    AND ($4::text IS NULL OR symbol_name = $4)
  ORDER BY file_path, line_start, column_start NULLS FIRST, id"""
-
-
-class CodeFilesRepository(Repository[CodeFile, CodeFileCreate, CodeFileUpdate]):
-    """``atlas.code.files``: source files keyed by (project_name, file_path)."""
-
-    table = "code_files"
-    row_model = CodeFile
-    create_model = CodeFileCreate
-    update_model = CodeFileUpdate
-    natural_key = ("project_name", "file_path")
 
 
 class CodeEmbeddingsRepository(
@@ -125,12 +114,18 @@ class CodeLocationsRepository(
         return self._rows(records)
 
 
-class CodeRepository:
-    """Code per project: ``.files``, ``.embeddings`` and ``.locations``."""
+class CodeRepository(Repository[CodeFile, CodeFileCreate, CodeFileUpdate]):
+    """``atlas.code``: source files keyed by (project_name, file_path), with their chunks
+    (``.embeddings``) and symbol locations (``.locations``)."""
+
+    table = "code_files"
+    row_model = CodeFile
+    create_model = CodeFileCreate
+    update_model = CodeFileUpdate
+    natural_key = ("project_name", "file_path")
 
     def __init__(self, executor: Executor) -> None:
-        self._executor = executor
-        self.files = CodeFilesRepository(executor)
+        super().__init__(executor)
         self.embeddings = CodeEmbeddingsRepository(executor)
         self.locations = CodeLocationsRepository(executor)
 

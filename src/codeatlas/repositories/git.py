@@ -33,7 +33,6 @@ from ._base import Repository
 __all__ = [
     "CLAIM_KEYS",
     "GitRepository",
-    "GitSessionsRepository",
     "MergeHistoryRepository",
     "PendingMergesRepository",
     "SessionFields",
@@ -134,18 +133,6 @@ class SessionFields(TypedDict, total=False):
     meta: dict[str, Any] | None
 
 
-class GitSessionsRepository(
-    Repository[GitAgentSession, GitAgentSessionCreate, GitAgentSessionUpdate]
-):
-    """``atlas.git.sessions``: one session per agent, keyed by ``agent_id``."""
-
-    table = "git_agent_sessions"
-    row_model = GitAgentSession
-    create_model = GitAgentSessionCreate
-    update_model = GitAgentSessionUpdate
-    natural_key = ("agent_id",)
-
-
 class PendingMergesRepository(
     Repository[GitPendingMerge, GitPendingMergeCreate, GitPendingMergeUpdate]
 ):
@@ -186,12 +173,18 @@ def _check_worker(worker_id: str) -> None:
         raise InvalidInputError("worker_id must be 1..255 characters")
 
 
-class GitRepository:
-    """Git coordination between agents: ``.sessions``, ``.pending``, ``.history``."""
+class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentSessionUpdate]):
+    """``atlas.git``: one session per agent (keyed by ``agent_id``), the ``.pending`` merge
+    queue and the merge ``.history``."""
+
+    table = "git_agent_sessions"
+    row_model = GitAgentSession
+    create_model = GitAgentSessionCreate
+    update_model = GitAgentSessionUpdate
+    natural_key = ("agent_id",)
 
     def __init__(self, executor: Executor) -> None:
-        self._executor = executor
-        self.sessions = GitSessionsRepository(executor)
+        super().__init__(executor)
         self.pending = PendingMergesRepository(executor)
         self.history = MergeHistoryRepository(executor)
 
@@ -207,7 +200,7 @@ class GitRepository:
         meta: dict[str, Any] | None = None,
     ) -> GitAgentSession:
         """Open the agent's session, or reopen it (status ``active``, fields replaced)."""
-        return await self.sessions.upsert(
+        return await self.upsert(
             GitAgentSessionCreate(
                 agent_id=agent_id,
                 workspace_path=workspace_path,
@@ -228,7 +221,7 @@ class GitRepository:
         )
         if session_id is None:
             raise NotFoundError(f"no git_agent_sessions row for agent_id = {agent_id!r}")
-        return await self.sessions.update(session_id, patch)
+        return await self.update(session_id, patch)
 
     async def close_session(self, agent_id: str) -> GitAgentSession:
         """Mark the agent's session ``closed``; raise NotFoundError if it has none."""
@@ -239,7 +232,7 @@ class GitRepository:
         sessions: builtins.list[GitAgentSession] = []
         cursor: str | None = None
         while True:
-            page = await self.sessions.list(
+            page = await self.list(
                 {"status": _LIVE_SESSION_STATUSES},
                 order_by="agent_id",
                 limit=1000,

@@ -29,7 +29,6 @@ from ._base import Repository
 
 __all__ = [
     "DocumentFeedback",
-    "RagDocumentsRepository",
     "RagFeedbackRepository",
     "RagQueriesRepository",
     "RagRepository",
@@ -57,59 +56,6 @@ class DocumentFeedback:
     count: int
     mean_relevance: float | None
     mean_rating: float | None
-
-
-class RagDocumentsRepository(
-    SearchableRepository[RagDocument, RagDocumentCreate, RagDocumentUpdate]
-):
-    """``atlas.rag.documents``: documents keyed by (source_type, source_id)."""
-
-    table = "rag_documents"
-    row_model = RagDocument
-    create_model = RagDocumentCreate
-    update_model = RagDocumentUpdate
-    natural_key = ("source_type", "source_id")
-    vector_column = "embedding"
-    dimensions = 768
-    vector_index = "idx_rag_documents_embedding_vector"
-
-    async def touch(self, ids: Iterable[UUID]) -> int:
-        """Count one access of each document in *ids*; return how many of them exist.
-
-        One statement increments access_count and sets last_accessed; updated_at is kept.
-        """
-        return len(await self._touch(ids))
-
-    async def _touch(self, ids: Iterable[UUID]) -> builtins.list[Any]:
-        wanted = builtins.list(dict.fromkeys(ids))
-        if not wanted:
-            return []
-        return await self._executor.fetch(_TOUCH, wanted)
-
-    async def retrieve(
-        self,
-        embedding: Sequence[float] | npt.NDArray[np.floating[Any]],
-        k: int = 5,
-        *,
-        where: Where | None = None,
-        min_similarity: float | None = None,
-    ) -> builtins.list[Match[RagDocument]]:
-        """Return the *k* documents nearest to *embedding* and count an access of each.
-
-        The returned rows carry the access counts and times after this access.
-        """
-        async with self._executor.transaction() as tx:
-            scoped = RagDocumentsRepository(tx)
-            matches = await scoped.search_similar(
-                embedding, k, where=where, min_similarity=min_similarity
-            )
-            touched = {r["id"]: r for r in await scoped._touch(m.item.id for m in matches)}
-        return [
-            Match(_accessed(match.item, touched[match.item.id]), match.similarity)
-            if match.item.id in touched
-            else match
-            for match in matches
-        ]
 
 
 def _accessed(document: RagDocument, counts: Mapping[str, Any]) -> RagDocument:
@@ -168,14 +114,63 @@ class RagFeedbackRepository(Repository[RagFeedback, RagFeedbackCreate, RagFeedba
         )
 
 
-class RagRepository:
-    """Retrieval-augmented generation: ``.documents``, ``.queries`` and ``.feedback``."""
+class RagRepository(
+    SearchableRepository[RagDocument, RagDocumentCreate, RagDocumentUpdate]
+):
+    """``atlas.rag``: documents keyed by (source_type, source_id), with the questions asked
+    (``.queries``) and the feedback on answers (``.feedback``)."""
+
+    table = "rag_documents"
+    row_model = RagDocument
+    create_model = RagDocumentCreate
+    update_model = RagDocumentUpdate
+    natural_key = ("source_type", "source_id")
+    vector_column = "embedding"
+    dimensions = 768
+    vector_index = "idx_rag_documents_embedding_vector"
 
     def __init__(self, executor: Executor) -> None:
-        self._executor = executor
-        self.documents = RagDocumentsRepository(executor)
+        super().__init__(executor)
         self.queries = RagQueriesRepository(executor)
         self.feedback = RagFeedbackRepository(executor)
+
+    async def touch(self, ids: Iterable[UUID]) -> int:
+        """Count one access of each document in *ids*; return how many of them exist.
+
+        One statement increments access_count and sets last_accessed; updated_at is kept.
+        """
+        return len(await self._touch(ids))
+
+    async def _touch(self, ids: Iterable[UUID]) -> builtins.list[Any]:
+        wanted = builtins.list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        return await self._executor.fetch(_TOUCH, wanted)
+
+    async def retrieve(
+        self,
+        embedding: Sequence[float] | npt.NDArray[np.floating[Any]],
+        k: int = 5,
+        *,
+        where: Where | None = None,
+        min_similarity: float | None = None,
+    ) -> builtins.list[Match[RagDocument]]:
+        """Return the *k* documents nearest to *embedding* and count an access of each.
+
+        The returned rows carry the access counts and times after this access.
+        """
+        async with self._executor.transaction() as tx:
+            scoped = RagRepository(tx)
+            matches = await scoped.search_similar(
+                embedding, k, where=where, min_similarity=min_similarity
+            )
+            touched = {r["id"]: r for r in await scoped._touch(m.item.id for m in matches)}
+        return [
+            Match(_accessed(match.item, touched[match.item.id]), match.similarity)
+            if match.item.id in touched
+            else match
+            for match in matches
+        ]
 
     async def record_query(
         self,
