@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Final
+from urllib.parse import unquote
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_data_dir", "redact_dsn"]
+__all__ = ["DsnSyntaxError", "Settings", "default_data_dir", "dsn_problem", "redact_dsn"]
 
 
 def default_data_dir() -> Path:
@@ -54,25 +56,139 @@ class Settings(BaseSettings):
         return self.dsn.get_secret_value() if self.dsn is not None else None
 
 
+_URL_PREFIX: Final = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
+#: A query-string key (``?password=``, ``&sslpassword=``); the key may be percent-encoded.
+_QUERY_KEY: Final = re.compile(r"[?&](?P<key>[^=&?#]*)=")
+_SECRET_KEYS: Final = frozenset({"password", "sslpassword"})
+_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MASK: Final = "***"
+
+
+class DsnSyntaxError(ValueError):
+    """A DSN could not be parsed; the message says what was wrong, never the DSN's text."""
+
+
 def redact_dsn(dsn: str) -> str:
-    """Return *dsn* with any password replaced by ``***`` (``user:***@host``)."""
+    """Return *dsn* with every password replaced by ``***``.
+
+    Handles URLs (``postgresql://user:pass@host/db?password=...``, several hosts, unencoded
+    ``#``, ``/``, ``@`` or ``?`` in the password) and libpq key=value strings (spaces around
+    ``=``, quoted values). A DSN that is neither comes back as ``<unparseable DSN: reason>``,
+    the reason never quoting the text.
+    """
     try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "<unparseable DSN>"
-    if not parts.scheme:
-        # key=value form: drop password=... entirely
-        return " ".join(
-            "password=***" if item.lower().startswith("password=") else item for item in dsn.split()
-        )
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user, _, password = userinfo.partition(":")
-        netloc = f"{user}:***@{host}" if password else f"{user}@{host}"
-    query = "&".join(
-        "password=***" if item.lower().startswith("password=") else item
-        for item in parts.query.split("&")
-        if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return _redact(dsn)
+    except DsnSyntaxError as exc:
+        return f"<unparseable DSN: {exc}>"
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Return why *dsn* is not a URL or key=value DSN (without its text), or None if it parses."""
+    try:
+        _redact(dsn)
+    except DsnSyntaxError as exc:
+        return str(exc)
+    return None
+
+
+def _redact(dsn: str) -> str:
+    url = _URL_PREFIX.match(dsn)
+    if url is not None:
+        return _redact_url(dsn, url.end())
+    if "=" in dsn:
+        return _redact_keywords(dsn)
+    if "://" in dsn:
+        raise DsnSyntaxError("the scheme before '://' is missing or malformed")
+    if re.match(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:?/", dsn) or re.match(
+        r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:", dsn
+    ):
+        raise DsnSyntaxError("the scheme must be followed by '://' (postgresql://...)")
+    raise DsnSyntaxError("neither a postgresql:// URL nor key=value pairs")
+
+
+def _redact_url(dsn: str, start: int) -> str:
+    """Mask every stretch of *dsn* that some parser could read as a password.
+
+    Over-masking is fine, showing a secret is not: the user-info password runs from the
+    first ``:`` of the authority to the *last* ``@`` of the whole string (an unencoded ``@``,
+    ``/``, ``?`` or ``#`` in a password moves every other boundary), and a ``password=``
+    query value runs to the end of the string (an unencoded ``&`` may be part of it).
+    """
+    masked: list[tuple[int, int]] = []
+    at = dsn.rfind("@")
+    if at >= start:
+        colon = dsn.find(":", start, at)
+        if colon != -1:
+            masked.append((colon + 1, at))
+    for match in _QUERY_KEY.finditer(dsn, start):
+        if unquote(match.group("key")).strip().lower() in _SECRET_KEYS:
+            masked.append((match.end(), len(dsn)))
+            break
+    result: list[str] = []
+    position = 0
+    for begin, end in sorted(masked):
+        if begin < position:  # overlaps the previous mask: extend it
+            position = max(position, end)
+            continue
+        result.append(dsn[position:begin])
+        result.append(_MASK)
+        position = end
+    result.append(dsn[position:])
+    return "".join(result)
+
+
+def _redact_keywords(dsn: str) -> str:
+    """Re-render a libpq ``key = value`` string with secret values masked."""
+    pairs: list[str] = []
+    position, length = 0, len(dsn)
+    while True:
+        while position < length and dsn[position].isspace():
+            position += 1
+        if position >= length:
+            break
+        key = _KEY.match(dsn, position)
+        ordinal = len(pairs) + 1
+        if key is None:
+            raise DsnSyntaxError(f"key=value DSN: item {ordinal} does not start with a key name")
+        position = key.end()
+        while position < length and dsn[position].isspace():
+            position += 1
+        if position >= length or dsn[position] != "=":
+            raise DsnSyntaxError(f"key=value DSN: item {ordinal} has no '=' after its key")
+        position += 1
+        while position < length and dsn[position].isspace():
+            position += 1
+        value: list[str] = []
+        if position < length and dsn[position] == "'":
+            position += 1
+            while True:
+                if position >= length:
+                    raise DsnSyntaxError(
+                        f"key=value DSN: item {ordinal} has an unterminated quoted value"
+                    )
+                char = dsn[position]
+                if char == "\\" and position + 1 < length:
+                    value.append(dsn[position + 1])
+                    position += 2
+                    continue
+                position += 1
+                if char == "'":
+                    break
+                value.append(char)
+        else:
+            while position < length and not dsn[position].isspace():
+                if dsn[position] == "\\" and position + 1 < length:
+                    position += 1
+                value.append(dsn[position])
+                position += 1
+        name = key.group()
+        if name.lower() in _SECRET_KEYS:
+            pairs.append(f"{name}={_MASK}")
+        else:
+            text = "".join(value)
+            if not text or any(c.isspace() or c in "'\\" for c in text):
+                text = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            pairs.append(f"{name}={text}")
+    if not pairs:
+        raise DsnSyntaxError("key=value DSN without any key")
+    return " ".join(pairs)
