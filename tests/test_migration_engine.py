@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -11,8 +14,10 @@ import pytest
 from codeatlas.config import Settings
 from codeatlas.errors import (
     ChecksumMismatchError,
+    ConnectionLostError,
     DatabaseAheadError,
     DataLossRefusedError,
+    InvalidInputError,
     MigrationError,
     MigrationFailedError,
     MigrationLockTimeout,
@@ -244,3 +249,187 @@ async def test_invalid_concurrent_index_is_repaired_on_next_run(
         assert valid is True
     finally:
         await connection.close()
+
+
+# -- interrupted and over-long migrations (tests/migration_sets/slow_index) --------------
+
+SLOW = SETS / "slow_index"
+SLOW_INDEX = 20990101000002
+_MIGRATE_IN_SUBPROCESS = """
+import asyncio, sys
+from pathlib import Path
+from codeatlas.migrations import Migrator
+asyncio.run(Migrator(sys.argv[1], source=Path(sys.argv[2])).apply())
+"""
+_BUILDING = """
+SELECT pid FROM pg_stat_activity
+ WHERE datname = current_database() AND state = 'active'
+   AND query LIKE 'CREATE INDEX CONCURRENTLY things_slow_idx%'"""
+
+
+async def _wait_for(dsn: str, query: str, *args: object, present: bool = True) -> object:
+    """Poll *query* until it returns a row (or, with present=False, none); return its value."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        for _ in range(600):
+            value = await connection.fetchval(query, *args)
+            if (value is not None) == present:
+                return value
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+    raise AssertionError(f"timed out waiting for {query!r}")
+
+
+async def _index_valid(dsn: str) -> object:
+    return await scalar(
+        dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('things_slow_idx')"
+    )
+
+
+async def test_run_killed_during_concurrent_index_is_completed_by_the_next(
+    empty_dsn: str,
+) -> None:
+    await Migrator(empty_dsn, source=SLOW).apply(to=20990101000001)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _MIGRATE_IN_SUBPROCESS,
+        empty_dsn,
+        str(SLOW),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        backend = await _wait_for(empty_dsn, _BUILDING)
+    finally:
+        process.kill()  # SIGKILL: no finally block, no goodbye to the server
+        await asyncio.wait_for(process.wait(), 10)
+    # The orphaned backend finishes the build, then notices its client is gone.
+    await _wait_for(
+        empty_dsn, "SELECT 1 FROM pg_stat_activity WHERE pid = $1", backend, present=False
+    )
+    assert await _index_valid(empty_dsn) is True
+    assert await ledger(empty_dsn) == [(20990101000001, "create_things")]  # the wedge state
+
+    result = await Migrator(empty_dsn, source=SLOW).apply()
+    assert result.applied == [SLOW_INDEX, 20990101000003]
+    assert result.resumed == [SLOW_INDEX]
+    assert [v for v, _ in await ledger(empty_dsn)] == [20990101000001, SLOW_INDEX, 20990101000003]
+    assert await _index_valid(empty_dsn) is True
+    assert (await Migrator(empty_dsn, source=SLOW).apply()).applied == []
+
+
+async def test_terminated_migrator_is_retryable_and_the_rerun_repairs(empty_dsn: str) -> None:
+    migrator = Migrator(empty_dsn, source=SLOW)
+    await migrator.apply(to=20990101000001)
+    running = asyncio.create_task(migrator.apply())
+    backend = await _wait_for(empty_dsn, _BUILDING)
+    assert await scalar(empty_dsn, f"SELECT pg_terminate_backend({int(backend)})") is True  # type: ignore[call-overload]
+    with pytest.raises(ConnectionLostError, match=str(SLOW_INDEX)) as caught:
+        await running
+    assert caught.value.retryable
+    assert await _index_valid(empty_dsn) is False  # the cancelled build's leftover
+    result = await migrator.apply()
+    assert result.applied == [SLOW_INDEX, 20990101000003] and result.resumed == []
+    assert await _index_valid(empty_dsn) is True
+
+
+async def test_migration_statements_are_not_cut_by_command_timeout(empty_dsn: str) -> None:
+    # the index build takes ~2 s, four times the client's command_timeout
+    settings = Settings(command_timeout=0.5)
+    result = await Migrator(empty_dsn, source=SLOW, settings=settings).apply()
+    assert result.applied[-1] == 20990101000003
+    assert await _index_valid(empty_dsn) is True
+
+
+async def test_migration_statement_timeout_is_a_migration_error(empty_dsn: str) -> None:
+    settings = Settings(migration_statement_timeout=0.3)
+    with pytest.raises(MigrationFailedError, match=r"migration_statement_timeout \(0.3 s\)"):
+        await Migrator(empty_dsn, source=SLOW, settings=settings).apply()
+    assert [v for v, _ in await ledger(empty_dsn)] == [20990101000001]
+    # without the budget the next run drops the INVALID leftover and builds the index
+    assert (await Migrator(empty_dsn, source=SLOW).apply()).applied == [
+        SLOW_INDEX,
+        20990101000003,
+    ]
+    assert await _index_valid(empty_dsn) is True
+
+
+async def test_interrupted_concurrent_drop_is_completed_by_the_next_rollback(
+    empty_dsn: str,
+) -> None:
+    migrator = Migrator(empty_dsn, source=SLOW)
+    await migrator.apply()
+    # what a rollback killed between DROP INDEX CONCURRENTLY and its ledger delete leaves
+    connection = await asyncpg.connect(empty_dsn)
+    try:
+        await connection.execute("ALTER TABLE things DROP COLUMN label")
+        await connection.execute(
+            "DELETE FROM codeatlas_schema_migrations WHERE version = 20990101000003"
+        )
+        await connection.execute("DROP INDEX things_slow_idx")
+    finally:
+        await connection.close()
+    result = await migrator.rollback(to=20990101000001)
+    assert result.reverted == [SLOW_INDEX]
+    assert [v for v, _ in await ledger(empty_dsn)] == [20990101000001]
+
+
+# -- file names, status, --to --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["20990101000004-add-things.sql", "2099_add_things.sql", "20990101000004_Add.sql", "x.SQL"],
+)
+def test_misnamed_sql_files_are_refused(basic: Path, name: str) -> None:
+    (basic / name).write_text("-- migrate:up\nSELECT 1;\n")
+    with pytest.raises(MigrationError, match=re.escape(name) + ": not a migration file name"):
+        load_migrations(basic)
+
+
+def test_other_files_are_ignored(basic: Path) -> None:
+    (basic / "README.md").write_text("notes\n")
+    (basic / "__init__.py").write_text("")
+    assert len(load_migrations(basic)) == 3
+
+
+async def test_status_names_versions_ahead_of_the_code(empty_dsn: str, basic: Path) -> None:
+    await Migrator(empty_dsn, source=basic).apply()
+    (basic / "20990101000003_add_widget_color.sql").unlink()
+    statuses = await Migrator(empty_dsn, source=basic).status()
+    assert [(s.version, s.state) for s in statuses] == [
+        (20990101000001, "applied"),
+        (20990101000002, "applied"),
+        (20990101000003, "ahead"),
+    ]
+    assert statuses[-1].applied and statuses[-1].name == "add_widget_color"
+    (basic / "20990101000002_index_widget_codes.sql").unlink()
+    states = [s.state for s in await Migrator(empty_dsn, source=basic).status()]
+    assert states == ["applied", "ahead", "ahead"]
+
+
+async def test_status_names_a_file_missing_from_the_middle(empty_dsn: str, basic: Path) -> None:
+    await Migrator(empty_dsn, source=basic).apply()
+    (basic / "20990101000002_index_widget_codes.sql").unlink()
+    states = [s.state for s in await Migrator(empty_dsn, source=basic).status()]
+    assert states == ["applied", "missing", "applied"]
+
+
+@pytest.mark.parametrize("to", [12345, 20990101000004, -5])
+async def test_apply_to_an_unknown_version_is_refused(empty_dsn: str, basic: Path, to: int) -> None:
+    with pytest.raises(InvalidInputError, match=rf"^to: {to} is not a migration version"):
+        await Migrator(empty_dsn, source=basic).apply(to=to)
+    assert await scalar(empty_dsn, "SELECT to_regclass('codeatlas_schema_migrations')") is None
+
+
+@pytest.mark.parametrize("to", [-5, 20990101000004, 1])
+async def test_rollback_to_an_unknown_version_is_refused(
+    empty_dsn: str, basic: Path, to: int
+) -> None:
+    migrator = Migrator(empty_dsn, source=basic)
+    await migrator.apply()
+    with pytest.raises(InvalidInputError, match=r"use 0 \(revert all\) or one of the 3"):
+        await migrator.rollback(to=to)
+    assert len(await ledger(empty_dsn)) == 3

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     similarity_cache_ttl: float = Field(default=300.0, gt=0)
     #: Seconds between two attempts to take the migration lock.
     migration_lock_poll_interval: float = Field(default=0.05, gt=0)
+    #: Seconds one migration statement may run before it is cancelled (None: no limit).
+    #: Migrations do not use ``command_timeout``: building an index on a large table can
+    #: take far longer than any query should.
+    migration_statement_timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("pool_max_size")
     @classmethod

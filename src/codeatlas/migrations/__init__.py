@@ -2,6 +2,7 @@
 
 from ._engine import (
     LEDGER_TABLE,
+    STATES,
     ApplyResult,
     Migration,
     MigrationStatus,
@@ -13,6 +14,7 @@ from ._engine import (
 
 __all__ = [
     "LEDGER_TABLE",
+    "STATES",
     "ApplyResult",
     "Migration",
     "MigrationStatus",

@@ -10,6 +10,10 @@ File format (``<14-digit version>_<name>.sql``)::
 ``-- migrate:up transaction:false`` (or ``down``) runs that section outside a transaction;
 such a section holds exactly one statement (for ``CREATE INDEX CONCURRENTLY``).
 
+A ``.sql`` file in the directory whose name does not match the pattern is refused
+(``MigrationError`` naming the file): skipping it silently would skip a migration.
+Other files (the package's own ``.py`` files) are ignored.
+
 Safety rules, in the order they apply:
 
 * one dedicated connection takes a session advisory lock before any DDL (even the ledger
@@ -19,7 +23,15 @@ Safety rules, in the order they apply:
   presence in the package, and no version newer than the code knows;
 * a transactional migration and its ledger row commit together;
 * a non-transactional ``CREATE INDEX CONCURRENTLY`` that crashed half-way leaves an
-  INVALID index: it is dropped and built again on the next run;
+  INVALID index: it is dropped and built again on the next run. A run killed after the
+  build finished (the orphaned backend completes it) leaves a valid index and no ledger
+  row: the next run finds that index on the statement's table and records the migration
+  without building again. ``DROP INDEX CONCURRENTLY`` of an index already gone is skipped
+  the same way on rollback;
+* migration statements run on a connection whose client timeout is
+  ``Settings.migration_statement_timeout`` (default: none), not ``command_timeout``;
+* every failure is a ``MigrationError``, except a lost connection (``ConnectionLostError``,
+  retryable: the next run completes what the interrupted one left);
 * a down step that drops a table holding rows is refused unless ``allow_data_loss``; rows a
   migration seeded itself are declared in its down section with
   ``-- migrate:seeded <table> WHERE <predicate>`` and do not count as caller data.
@@ -27,11 +39,12 @@ Safety rules, in the order they apply:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from importlib.abc import Traversable
@@ -46,8 +59,11 @@ from .._pool import bootstrap, open_connection
 from ..config import Settings
 from ..errors import (
     ChecksumMismatchError,
+    CodeAtlasError,
+    ConnectionLostError,
     DatabaseAheadError,
     DataLossRefusedError,
+    InvalidInputError,
     MigrationError,
     MigrationFailedError,
     MigrationLockTimeout,
@@ -57,6 +73,7 @@ from ..errors import (
 __all__ = [
     "LEDGER_TABLE",
     "MIGRATION_LOCK_KEY",
+    "STATES",
     "ApplyResult",
     "Migration",
     "MigrationStatus",
@@ -80,8 +97,17 @@ _DROP_TABLE: Final = re.compile(
     re.IGNORECASE,
 )
 _CREATE_INDEX: Final = re.compile(
-    r"\bCREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[\w\"]+)",
+    r"\bCREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[\w\"]+)"
+    r"\s+ON\s+(?:ONLY\s+)?(?P<table>[\w.\"]+)",
     re.IGNORECASE,
+)
+_DROP_INDEX: Final = re.compile(
+    r"\bDROP\s+INDEX\s+CONCURRENTLY\s+(?:IF\s+EXISTS\s+)?(?P<name>[\w.\"]+)\s*;?\s*$",
+    re.IGNORECASE,
+)
+#: SQLSTATEs of a connection that broke or a backend that was terminated mid-migration.
+_CONNECTION_LOST: Final = frozenset(
+    {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"}
 )
 
 _CREATE_LEDGER: Final = """
@@ -110,10 +136,12 @@ SELECT pid FROM pg_locks
    AND objid = ($1::bigint & 4294967295)::oid
    AND objsubid = 1
  LIMIT 1"""
-_INVALID_INDEX: Final = """
-SELECT NOT i.indisvalid
-  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
- WHERE c.oid = to_regclass($1)"""
+#: The index named $1: whether it is valid and whether it is on table $2 (NULL: no index).
+_INDEX_STATE: Final = """
+SELECT i.indisvalid AS valid, i.indrelid = to_regclass($2) AS on_table
+  FROM pg_index i
+ WHERE i.indexrelid = to_regclass($1)"""
+_RELATION_EXISTS: Final = "SELECT to_regclass($1) IS NOT NULL"
 _TABLE_HAS_ROWS: Final = "SELECT EXISTS (SELECT 1 FROM {table} WHERE NOT ({seeded}))"
 #: ``-- migrate:seeded <table> WHERE <predicate>`` in a down section: the rows matching the
 #: predicate are the migration's own seed rows, so dropping them loses no caller data.
@@ -138,7 +166,12 @@ class Migration:
 
 @dataclass(frozen=True, slots=True)
 class MigrationStatus:
-    """State of one migration: ``applied``, ``pending``, ``changed`` (checksum) or ``missing``."""
+    """State of one migration, one of :data:`STATES`.
+
+    ``applied``; ``pending``; ``changed`` (the file's checksum differs from the ledger's);
+    ``missing`` (applied, older than the newest file, but its file is gone); ``ahead``
+    (applied, newer than every file: the database was migrated by newer code).
+    """
 
     version: int
     name: str
@@ -148,16 +181,25 @@ class MigrationStatus:
 
     @property
     def applied(self) -> bool:
-        return self.state in {"applied", "changed", "missing"}
+        return self.state in {"applied", "changed", "missing", "ahead"}
+
+
+#: Every state a MigrationStatus can have, in the order reports list them.
+STATES: Final = ("applied", "pending", "changed", "missing", "ahead")
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """What one ``apply()`` did: the versions it applied (empty if another process did)."""
+    """What one ``apply()`` did: the versions it applied (empty if another process did).
+
+    ``resumed`` lists the applied versions whose work an interrupted run had already done
+    (a concurrent index its orphaned backend finished): recorded without running again.
+    """
 
     applied: list[int]
     elapsed_ms: float
     lock_wait_ms: float
+    resumed: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +256,12 @@ def load_migrations(source: Traversable | Path | None = None) -> list[Migration]
     migrations: dict[int, Migration] = {}
     for entry in root.iterdir():
         if not _FILE_NAME.match(entry.name):
+            if entry.name.lower().endswith(".sql") or re.match(r"^\d{14}_", entry.name):
+                raise MigrationError(
+                    f"{entry.name}: not a migration file name: expected "
+                    "<14-digit version>_<name>.sql with a name of a-z, 0-9 and _ "
+                    "(e.g. 20260101000002_add_widgets.sql); rename or remove the file"
+                )
             continue
         migration = _parse(entry.name, entry.read_text(encoding="utf-8"))
         if migration.version in migrations:
@@ -266,6 +314,10 @@ class Migrator:
         self._dsn = dsn
         self._source = source
         self._settings = settings or Settings()
+        # the migrator's own connection: its statements have their own time budget
+        self._connection_settings = self._settings.model_copy(
+            update={"command_timeout": self._settings.migration_statement_timeout}
+        )
         self._migrations: list[Migration] | None = None
         self._on_applied = on_applied
 
@@ -278,14 +330,31 @@ class Migrator:
 
     # -- public API -------------------------------------------------------------------
 
+    def check_target(self, to: int | None, *, rollback: bool = False) -> None:
+        """Refuse a *to* that names no migration of this chain (rollback also takes 0: all)."""
+        if to is None:
+            return
+        known = [m.version for m in self.migrations]
+        if rollback and to == 0:
+            return
+        if to not in known:
+            span = f"{known[0]} … {known[-1]}" if known else "none"
+            zero = "0 (revert all) or " if rollback else ""
+            raise InvalidInputError(
+                f"to: {to} is not a migration version of this code; use {zero}one of "
+                f"the {len(known)} known versions ({span}; `codeatlas status` lists them)"
+            )
+
     async def status(self) -> list[MigrationStatus]:
         """Return every known or recorded migration with its state, oldest first."""
-        connection = await open_connection(self._dsn, self._settings)
-        try:
-            ledger = await self._read_ledger(connection)
-        finally:
-            await connection.close()
+        with _migration_errors("reading the migration ledger"):
+            connection = await self._connect()
+            try:
+                ledger = await self._read_ledger(connection)
+            finally:
+                await _close(connection)
         known = {m.version: m for m in self.migrations}
+        newest_known = max(known, default=0)
         result: list[MigrationStatus] = []
         for version in sorted(known.keys() | ledger.keys()):
             migration, row = known.get(version), ledger.get(version)
@@ -294,7 +363,7 @@ class Migrator:
                 result.append(MigrationStatus(version, migration.name, "pending", None, None))
                 continue
             if migration is None:
-                state = "missing"
+                state = "ahead" if version > newest_known else "missing"
             elif migration.checksum != row.checksum:
                 state = "changed"
             else:
@@ -305,72 +374,87 @@ class Migrator:
         return result
 
     async def apply(self, *, to: int | None = None) -> ApplyResult:
-        """Apply pending migrations (up to and including *to*); verify the applied ones."""
+        """Apply pending migrations (up to and including *to*); verify the applied ones.
+
+        *to* must be a version of this chain (InvalidInputError otherwise, before connecting).
+        """
+        self.check_target(to)
         started = time.perf_counter()
-        connection = await open_connection(self._dsn, self._settings)
-        try:
-            # Fast path: nothing to do needs no lock (many processes start at once).
-            ledger = await self._read_ledger(connection)
-            self._verify(ledger)
-            extension = await connection.fetchval(
-                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
-            )
-            if extension is not None and not self._pending(ledger, to):
-                return ApplyResult([], _ms_since(started), 0.0)
-            lock_wait = await self._lock(connection)
+        with _migration_errors("migrating"):
+            connection = await self._connect()
             try:
-                await bootstrap(connection)
-                with translated(connection):
-                    await connection.execute(_CREATE_LEDGER)
+                # Fast path: nothing to do needs no lock (many processes start at once).
                 ledger = await self._read_ledger(connection)
                 self._verify(ledger)
-                applied: list[int] = []
-                for migration in self._pending(ledger, to):
-                    elapsed = await self._run_up(connection, migration)
-                    applied.append(migration.version)
-                    if self._on_applied is not None:
-                        outcome = self._on_applied(migration, elapsed)
-                        if outcome is not None:
-                            await outcome
+                with translated(connection):
+                    extension = await connection.fetchval(
+                        "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+                    )
+                if extension is not None and not self._pending(ledger, to):
+                    return ApplyResult([], _ms_since(started), 0.0)
+                lock_wait = await self._lock(connection)
+                try:
+                    await bootstrap(connection)
+                    with translated(connection):
+                        await connection.execute(_CREATE_LEDGER)
+                    ledger = await self._read_ledger(connection)
+                    self._verify(ledger)
+                    applied: list[int] = []
+                    resumed: list[int] = []
+                    for migration in self._pending(ledger, to):
+                        elapsed, was_done = await self._run_up(connection, migration)
+                        applied.append(migration.version)
+                        if was_done:
+                            resumed.append(migration.version)
+                        if self._on_applied is not None:
+                            outcome = self._on_applied(migration, elapsed)
+                            if outcome is not None:
+                                await outcome
+                finally:
+                    await self._unlock(connection)
+                return ApplyResult(applied, _ms_since(started), lock_wait, resumed)
             finally:
-                await self._unlock(connection)
-            return ApplyResult(applied, _ms_since(started), lock_wait)
-        finally:
-            await connection.close()
+                await _close(connection)
 
     async def rollback(self, *, to: int, allow_data_loss: bool = False) -> RollbackResult:
         """Revert every applied migration newer than *to*, newest first.
 
-        Refuses (before reverting anything) when a down step would drop a table that
-        holds rows, unless *allow_data_loss* is true.
+        *to* is 0 (revert all) or a version of this chain; anything else is refused with
+        InvalidInputError before connecting. Refuses (before reverting anything) when a down
+        step would drop a table that holds rows, unless *allow_data_loss* is true.
         """
+        self.check_target(to, rollback=True)
         started = time.perf_counter()
         known = {m.version: m for m in self.migrations}
-        connection = await open_connection(self._dsn, self._settings)
-        try:
-            await self._lock(connection)
+        with _migration_errors("rolling back"):
+            connection = await self._connect()
             try:
-                ledger = await self._read_ledger(connection)
-                self._verify(ledger)
-                targets = [known[v] for v in sorted(ledger, reverse=True) if v > to]
-                for migration in targets:
-                    if migration.down is None:
-                        raise MigrationError(
-                            f"migration {migration.version} ({migration.filename}) has no "
-                            "'-- migrate:down' section and cannot be rolled back"
-                        )
-                if not allow_data_loss:
+                await self._lock(connection)
+                try:
+                    ledger = await self._read_ledger(connection)
+                    self._verify(ledger)
+                    targets = [known[v] for v in sorted(ledger, reverse=True) if v > to]
                     for migration in targets:
-                        await self._refuse_data_loss(connection, migration)
-                reverted: list[int] = []
-                for migration in targets:
-                    await self._run_down(connection, migration, allow_data_loss)
-                    reverted.append(migration.version)
+                        if migration.down is None:
+                            raise MigrationError(
+                                f"migration {migration.version} ({migration.filename}) has no "
+                                "'-- migrate:down' section and cannot be rolled back"
+                            )
+                    if not allow_data_loss:
+                        for migration in targets:
+                            await self._refuse_data_loss(connection, migration)
+                    reverted: list[int] = []
+                    for migration in targets:
+                        await self._run_down(connection, migration, allow_data_loss)
+                        reverted.append(migration.version)
+                finally:
+                    await self._unlock(connection)
             finally:
-                await self._unlock(connection)
-        finally:
-            await connection.close()
+                await _close(connection)
         return RollbackResult(reverted, _ms_since(started))
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await open_connection(self._dsn, self._connection_settings)
 
     # -- ledger and verification ------------------------------------------------------
 
@@ -443,14 +527,24 @@ class Migrator:
         return _ms_since(started)
 
     async def _unlock(self, connection: asyncpg.Connection) -> None:
-        if not connection.is_closed():
+        if connection.is_closed():
+            return
+        # Closing the session releases the lock too, and _close follows: a broken
+        # connection must not replace the error that broke it.
+        with contextlib.suppress(
+            asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError
+        ):
             await connection.execute(_UNLOCK, MIGRATION_LOCK_KEY)
 
     # -- running sections -------------------------------------------------------------
 
-    async def _run_up(self, connection: asyncpg.Connection, migration: Migration) -> float:
+    async def _run_up(
+        self, connection: asyncpg.Connection, migration: Migration
+    ) -> tuple[float, bool]:
+        """Run *migration*'s up section and record it; return (ms, whether it was already done)."""
         started = time.perf_counter()
-        try:
+        done = False
+        with self._step_errors(migration, "failed and was not recorded"):
             if migration.up_transactional:
                 async with connection.transaction():
                     await connection.execute(migration.up)
@@ -463,24 +557,20 @@ class Migrator:
                         elapsed,
                     )
             else:
-                await self._repair_invalid_index(connection, migration.up)
-                await connection.execute(migration.up)
+                done = await self._index_already_built(connection, migration.up)
+                if not done:
+                    await connection.execute(migration.up)
                 elapsed = _ms_since(started)
                 await connection.execute(
                     _INSERT_LEDGER, migration.version, migration.name, migration.checksum, elapsed
                 )
-        except asyncpg.PostgresError as exc:
-            raise MigrationFailedError(
-                f"migration {migration.version} ({migration.filename}) failed and was not "
-                f"recorded: {exc.sqlstate} {exc}"
-            ) from exc
-        return elapsed
+        return elapsed, done
 
     async def _run_down(
         self, connection: asyncpg.Connection, migration: Migration, allow_data_loss: bool
     ) -> None:
         assert migration.down is not None
-        try:
+        with self._step_errors(migration, "could not be rolled back"):
             if migration.down_transactional:
                 async with connection.transaction():
                     if not allow_data_loss:
@@ -489,12 +579,39 @@ class Migrator:
                     await connection.execute(migration.down)
                     await connection.execute(_DELETE_LEDGER, migration.version)
             else:
-                await connection.execute(migration.down)
+                # an interrupted rollback may have dropped the index already
+                dropped = _DROP_INDEX.search(migration.down)
+                if dropped is None or await connection.fetchval(
+                    _RELATION_EXISTS, dropped.group("name")
+                ):
+                    await connection.execute(migration.down)
                 await connection.execute(_DELETE_LEDGER, migration.version)
-        except asyncpg.PostgresError as exc:
+
+    @contextlib.contextmanager
+    def _step_errors(self, migration: Migration, failed: str) -> Iterator[None]:
+        """Raise what went wrong in one migration step as a codeatlas error naming it."""
+        what = f"migration {migration.version} ({migration.filename})"
+        try:
+            yield
+        except CodeAtlasError:
+            raise
+        except TimeoutError as exc:  # before OSError, its base class
+            budget = self._settings.migration_statement_timeout or 0
             raise MigrationFailedError(
-                f"rolling back migration {migration.version} ({migration.filename}) failed: "
-                f"{exc.sqlstate} {exc}"
+                f"{what} {failed}: a statement ran longer than "
+                f"migration_statement_timeout ({budget:g} s)"
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate in _CONNECTION_LOST:
+                raise ConnectionLostError(
+                    f"{what} was interrupted: the server ended the connection "
+                    f"(SQLSTATE {exc.sqlstate}); run the migration again, it resumes"
+                ) from exc
+            raise MigrationFailedError(f"{what} {failed}: {exc.sqlstate} {exc}") from exc
+        except (asyncpg.InterfaceError, OSError) as exc:
+            raise ConnectionLostError(
+                f"{what} was interrupted: the connection to PostgreSQL was lost; "
+                "run the migration again, it resumes"
             ) from exc
 
     async def _refuse_data_loss(self, connection: asyncpg.Connection, migration: Migration) -> None:
@@ -517,14 +634,55 @@ class Migrator:
                     "(CLI: --allow-data-loss) to drop it anyway"
                 )
 
-    async def _repair_invalid_index(self, connection: asyncpg.Connection, sql: str) -> None:
-        """Drop an INVALID index left by a crashed CREATE INDEX CONCURRENTLY of *sql*."""
+    async def _index_already_built(self, connection: asyncpg.Connection, sql: str) -> bool:
+        """Return True if *sql*'s concurrent index exists, valid, on its table.
+
+        That is what a run killed during ``CREATE INDEX CONCURRENTLY`` leaves when its
+        orphaned backend finished the build. An INVALID index (a build that failed or was
+        cancelled) is dropped here so the statement can build it again.
+        """
         match = _CREATE_INDEX.search(sql)
         if match is None:
-            return
+            return False
         name = match.group("name")
-        if await connection.fetchval(_INVALID_INDEX, name):
-            await connection.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote_qualified(name)}")
+        state = await connection.fetchrow(_INDEX_STATE, name, match.group("table"))
+        if state is None:
+            return False
+        if state["valid"]:
+            # a valid index of that name on another table: let the statement say so (42P07)
+            return bool(state["on_table"])
+        await connection.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote_qualified(name)}")
+        return False
+
+
+@contextlib.contextmanager
+def _migration_errors(action: str) -> Iterator[None]:
+    """Let only codeatlas errors out of a migrator call (cancellation passes unchanged)."""
+    try:
+        yield
+    except CodeAtlasError:
+        raise
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate in _CONNECTION_LOST:
+            raise ConnectionLostError(
+                f"{action} was interrupted: the server ended the connection "
+                f"(SQLSTATE {exc.sqlstate}); run it again"
+            ) from exc
+        raise MigrationError(f"{action} failed: {exc.sqlstate} {exc}") from exc
+    except TimeoutError as exc:  # before OSError, its base class
+        raise MigrationError(f"{action} failed: the server did not answer in time") from exc
+    except (asyncpg.InterfaceError, OSError) as exc:
+        raise ConnectionLostError(
+            f"{action} was interrupted: the connection to PostgreSQL was lost; run it again"
+        ) from exc
+
+
+async def _close(connection: asyncpg.Connection) -> None:
+    """Close *connection*; if it is broken or busy, drop it (the server ends the session)."""
+    try:
+        await connection.close(timeout=5)
+    except Exception:
+        connection.terminate()
 
 
 def _ms_since(started: float) -> float:
