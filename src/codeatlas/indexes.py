@@ -32,6 +32,7 @@ __all__ = [
     "Indexes",
     "RebuildResult",
     "RecallReport",
+    "TuneProgress",
     "TuneResult",
     "VectorIndex",
 ]
@@ -163,6 +164,28 @@ class TuneResult:
     recall: float
     target: float
     tried: dict[int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TuneProgress:
+    """Where ``tune()`` is, reported after each step of each table.
+
+    ``step`` is ``sampling`` (choosing query vectors), ``exact`` (the ground truth, usually
+    the slowest step), ``probes`` (one probes value measured: ``probes`` and ``recall``
+    hold it) or ``done`` (``probes`` and ``recall`` hold the stored choice).
+    """
+
+    table: str
+    #: 1-based position of this table among the ``tables`` being tuned
+    table_number: int
+    tables: int
+    step: str
+    probes: int | None = None
+    recall: float | None = None
+    #: probes values measured so far for this table
+    tried: int = 0
+    #: the index's lists: the largest probes value tune can try
+    lists: int = 0
 
 
 def _advice(rows: int, lists: int, rows_at_build: int | None) -> tuple[bool, str]:
@@ -463,39 +486,63 @@ class Indexes:
         sample: int = 200,
         k: int = 10,
         seed: int | None = None,
+        on_progress: Callable[[TuneProgress], None] | None = None,
     ) -> list[TuneResult]:
         """Find and store, per table, the smallest probes whose recall@k meets the target.
 
         A probes value meets it when the lower end of the ~95% confidence interval of its
         mean recall over *sample* queries does, so one lucky sample does not under-probe.
         A *seed* makes the sample, and so the choice, reproducible on the same data.
+        *on_progress* is called after every step (see TuneProgress): tuning a large table
+        takes minutes.
         """
         if not 0 < target_recall <= 1:
             raise InvalidInputError(f"target_recall must be within (0, 1], got {target_recall}")
+        targets = [index for index in self._targets(table) if await self._count(index) > 0]
         results = []
-        for index in self._targets(table):
-            if await self._count(index) > 0:
-                results.append(await self._tune_one(index, target_recall, sample, k, seed))
+        for number, index in enumerate(targets, 1):
+            results.append(
+                await self._tune_one(
+                    index, target_recall, sample, k, seed, (number, len(targets)), on_progress
+                )
+            )
         return results
 
     async def _tune_one(
-        self, index: VectorIndex, target_recall: float, sample: int, k: int, seed: int | None
+        self,
+        index: VectorIndex,
+        target_recall: float,
+        sample: int,
+        k: int,
+        seed: int | None,
+        position: tuple[int, int] = (1, 1),
+        on_progress: Callable[[TuneProgress], None] | None = None,
     ) -> TuneResult:
         facts = await self._executor.fetchrow(_INDEX_FACTS, index.name)
         lists = int(facts["lists"]) if facts else 100
         tried: dict[int, float] = {}
+
+        def report(step: str, probes: int | None = None, recall: float | None = None) -> None:
+            if on_progress is not None:
+                on_progress(
+                    TuneProgress(index.table, *position, step, probes, recall, len(tried), lists)
+                )
+
         # A probes value qualifies when the lower confidence bound of its recall meets the
         # target, not just the sample mean: a sample's luck must not pick too few probes.
         lower: dict[int, float] = {}
         # one sample and one exact pass serve every probes value tried
+        report("sampling")
         queries = await self._sample(index, sample, seed)
+        report("exact")
         exact, exact_ms = await self._neighbours(index, queries, k, 1, exact=True)
 
         async def recall_at(probes: int) -> float:
             if probes not in tried:
-                report = await self._recall(index, queries, exact, exact_ms, k, probes)
-                tried[probes] = report.recall
-                lower[probes] = report.recall_low
+                result = await self._recall(index, queries, exact, exact_ms, k, probes)
+                tried[probes] = result.recall
+                lower[probes] = result.recall_low
+                report("probes", probes, result.recall)
             return lower[probes]
 
         # doubling to bracket the target, then bisection inside the bracket
@@ -512,4 +559,5 @@ class Indexes:
         recall = tried[high]
         await self._executor.execute(_STORE_TUNING, index.name, high, recall)
         self._executor.state.probe_defaults.pop(index.name, None)
+        report("done", high, recall)
         return TuneResult(index.table, high, recall, target_recall, dict(sorted(tried.items())))
