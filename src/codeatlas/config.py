@@ -11,7 +11,14 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DsnSyntaxError", "Settings", "default_data_dir", "dsn_problem", "redact_dsn"]
+__all__ = [
+    "DsnSyntaxError",
+    "Settings",
+    "default_data_dir",
+    "dsn_problem",
+    "dsn_secrets",
+    "redact_dsn",
+]
 
 
 def default_data_dir() -> Path:
@@ -95,12 +102,29 @@ def dsn_problem(dsn: str) -> str | None:
     return None
 
 
-def _redact(dsn: str) -> str:
+def dsn_secrets(dsn: str) -> list[str]:
+    """Return the parts of *dsn* that redact_dsn hides, raw and percent-decoded.
+
+    For scrubbing text that may quote them (a driver's message). A DSN that does not
+    parse counts as secret whole, and so does whatever sits between its first ``:`` and
+    last ``@``.
+    """
+    secrets: list[str] = []
+    try:
+        _redact(dsn, secrets)
+    except DsnSyntaxError:
+        secrets = [dsn.strip()]
+        secrets.extend(dsn[begin:end] for begin, end in _url_masks(dsn, 0))
+    secrets += [unquote(secret) for secret in secrets]
+    return sorted({secret for secret in secrets if secret.strip()}, key=len, reverse=True)
+
+
+def _redact(dsn: str, secrets: list[str] | None = None) -> str:
     url = _URL_PREFIX.match(dsn)
     if url is not None:
-        return _redact_url(dsn, url.end())
+        return _redact_url(dsn, url.end(), secrets)
     if "=" in dsn:
-        return _redact_keywords(dsn)
+        return _redact_keywords(dsn, secrets)
     if "://" in dsn:
         raise DsnSyntaxError("the scheme before '://' is missing or malformed")
     if re.match(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:?/", dsn) or re.match(
@@ -110,8 +134,21 @@ def _redact(dsn: str) -> str:
     raise DsnSyntaxError("neither a postgresql:// URL nor key=value pairs")
 
 
-def _redact_url(dsn: str, start: int) -> str:
-    """Mask every stretch of *dsn* that some parser could read as a password.
+def _redact_url(dsn: str, start: int, secrets: list[str] | None = None) -> str:
+    result: list[str] = []
+    position = 0
+    for begin, end in _url_masks(dsn, start):
+        result.append(dsn[position:begin])
+        result.append(_MASK)
+        if secrets is not None:
+            secrets.append(dsn[begin:end])
+        position = end
+    result.append(dsn[position:])
+    return "".join(result)
+
+
+def _url_masks(dsn: str, start: int) -> list[tuple[int, int]]:
+    """Return the (merged, ordered) stretches of *dsn* some parser could read as a password.
 
     Over-masking is fine, showing a secret is not: the user-info password runs from the
     first ``:`` of the authority to the *last* ``@`` of the whole string (an unencoded ``@``,
@@ -128,20 +165,16 @@ def _redact_url(dsn: str, start: int) -> str:
         if unquote(match.group("key")).strip().lower() in _SECRET_KEYS:
             masked.append((match.end(), len(dsn)))
             break
-    result: list[str] = []
-    position = 0
+    merged: list[tuple[int, int]] = []
     for begin, end in sorted(masked):
-        if begin < position:  # overlaps the previous mask: extend it
-            position = max(position, end)
-            continue
-        result.append(dsn[position:begin])
-        result.append(_MASK)
-        position = end
-    result.append(dsn[position:])
-    return "".join(result)
+        if merged and begin <= merged[-1][1]:  # overlaps the previous stretch: extend it
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif end > begin:
+            merged.append((begin, end))
+    return merged
 
 
-def _redact_keywords(dsn: str) -> str:
+def _redact_keywords(dsn: str, secrets: list[str] | None = None) -> str:
     """Re-render a libpq ``key = value`` string with secret values masked."""
     pairs: list[str] = []
     position, length = 0, len(dsn)
@@ -163,6 +196,7 @@ def _redact_keywords(dsn: str) -> str:
         while position < length and dsn[position].isspace():
             position += 1
         value: list[str] = []
+        value_start = position
         if position < length and dsn[position] == "'":
             position += 1
             while True:
@@ -188,6 +222,8 @@ def _redact_keywords(dsn: str) -> str:
         name = key.group()
         if name.lower() in _SECRET_KEYS:
             pairs.append(f"{name}={_MASK}")
+            if secrets is not None:
+                secrets += [dsn[value_start:position], "".join(value)]
         else:
             text = "".join(value)
             if not text or any(c.isspace() or c in "'\\" for c in text):

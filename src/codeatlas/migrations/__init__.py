@@ -8,6 +8,7 @@ from ._engine import (
     MigrationStatus,
     Migrator,
     RollbackResult,
+    check_target,
     dropped_tables,
     load_migrations,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "MigrationStatus",
     "Migrator",
     "RollbackResult",
+    "check_target",
     "dropped_tables",
     "load_migrations",
 ]

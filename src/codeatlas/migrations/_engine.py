@@ -43,7 +43,7 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -79,6 +79,7 @@ __all__ = [
     "MigrationStatus",
     "Migrator",
     "RollbackResult",
+    "check_target",
     "load_migrations",
 ]
 
@@ -273,6 +274,25 @@ def load_migrations(source: Traversable | Path | None = None) -> list[Migration]
     return [migrations[version] for version in sorted(migrations)]
 
 
+def check_target(
+    migrations: Sequence[Migration], to: int | None, *, rollback: bool = False, field: str = "to"
+) -> None:
+    """Refuse a *to* that names no version of *migrations* (on rollback 0, "all", is fine).
+
+    InvalidInputError names *field* (``--to`` on the command line).
+    """
+    if to is None or (rollback and to == 0):
+        return
+    known = [m.version for m in migrations]
+    if to not in known:
+        span = f"{known[0]} … {known[-1]}" if known else "none"
+        zero = "0 (revert all) or " if rollback else ""
+        raise InvalidInputError(
+            f"{field}: {to} is not a migration version of this code; use {zero}one of "
+            f"the {len(known)} known versions ({span}; `codeatlas status` lists them)"
+        )
+
+
 def dropped_tables(sql: str) -> list[str]:
     """Return the tables a section drops with ``DROP TABLE`` (as written, in order)."""
     names: list[str] = []
@@ -330,21 +350,6 @@ class Migrator:
 
     # -- public API -------------------------------------------------------------------
 
-    def check_target(self, to: int | None, *, rollback: bool = False) -> None:
-        """Refuse a *to* that names no migration of this chain (rollback also takes 0: all)."""
-        if to is None:
-            return
-        known = [m.version for m in self.migrations]
-        if rollback and to == 0:
-            return
-        if to not in known:
-            span = f"{known[0]} … {known[-1]}" if known else "none"
-            zero = "0 (revert all) or " if rollback else ""
-            raise InvalidInputError(
-                f"to: {to} is not a migration version of this code; use {zero}one of "
-                f"the {len(known)} known versions ({span}; `codeatlas status` lists them)"
-            )
-
     async def status(self) -> list[MigrationStatus]:
         """Return every known or recorded migration with its state, oldest first."""
         with _migration_errors("reading the migration ledger"):
@@ -378,7 +383,7 @@ class Migrator:
 
         *to* must be a version of this chain (InvalidInputError otherwise, before connecting).
         """
-        self.check_target(to)
+        check_target(self.migrations, to)
         started = time.perf_counter()
         with _migration_errors("migrating"):
             connection = await self._connect()
@@ -423,7 +428,7 @@ class Migrator:
         InvalidInputError before connecting. Refuses (before reverting anything) when a down
         step would drop a table that holds rows, unless *allow_data_loss* is true.
         """
-        self.check_target(to, rollback=True)
+        check_target(self.migrations, to, rollback=True)
         started = time.perf_counter()
         known = {m.version: m for m in self.migrations}
         with _migration_errors("rolling back"):
