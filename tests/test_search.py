@@ -16,6 +16,7 @@ import pytest
 import codeatlas
 from codeatlas.errors import InvalidFilterError, InvalidInputError, InvalidVectorError
 from codeatlas.filters import Range
+from codeatlas.models import TableSpec
 from codeatlas.models._base import CreateModel, RowModel, UpdateModel
 from codeatlas.models._types import _VectorSchema
 from codeatlas.search import SearchableRepository
@@ -27,7 +28,7 @@ RARE_SHARE = 0.01
 
 
 class Item(RowModel):
-    __table__ = "search_items"
+    __table_spec__ = TableSpec("search_items", vector_index="search_items_embedding_idx")
     id: int
     codebase_id: str
     category: str
@@ -47,13 +48,9 @@ class ItemUpdate(UpdateModel):
 
 
 class Items(SearchableRepository[Item, ItemCreate, ItemUpdate]):
-    table = "search_items"
     row_model = Item
     create_model = ItemCreate
     update_model = ItemUpdate
-    vector_column = "embedding"
-    dimensions = DIM
-    vector_index = "search_items_embedding_idx"
 
 
 def unit(rng: np.random.Generator, n: int) -> npt.NDArray[np.float32]:

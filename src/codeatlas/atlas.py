@@ -17,7 +17,7 @@ from ._db import Executor
 from ._pool import bootstrap, create_pool, open_connection, parse_version
 from ._server import EmbeddedServer, get_embedded_server
 from ._state import AtlasState
-from .cache import SemanticCache, SimilarityCache
+from .cache import SimilarityCache
 from .config import Settings, redact_dsn
 from .indexes import Indexes
 from .migrations import ApplyResult, MigrationStatus, Migrator, RollbackResult
@@ -28,6 +28,7 @@ from .repositories.graph import GraphRepository
 from .repositories.quality import QualityRepository
 from .repositories.rag import RagRepository
 from .repositories.rules import RulesRepository
+from .repositories.semantic_cache import SemanticCache
 from .repositories.snapshots import SnapshotsRepository
 from .repositories.technology import TechnologyRepository
 from .repositories.vector_search import VectorSearchRepository

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 import numpy as np
@@ -23,6 +24,7 @@ from ._db import Executor, translated
 from ._pool import PackedVector, open_connection
 from .config import Settings
 from .errors import InvalidInputError
+from .models import TABLES, VECTOR_OPCLASS, VectorIndex
 from .search import recommended_lists
 
 __all__ = [
@@ -38,34 +40,16 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class VectorIndex:
-    """One IVFFlat index of the schema (the allow-list every identifier here comes from)."""
-
-    table: str
-    column: str
-    name: str
-    dimensions: int
-
-
-VECTOR_INDEXES: Final[dict[str, VectorIndex]] = {
-    index.table: index
-    for index in (
-        VectorIndex("codebase_metadata", "vector_embedding", "idx_codebase_metadata_vector", 1536),
-        VectorIndex("graph_nodes", "vector_embedding", "idx_graph_nodes_vector", 1536),
-        VectorIndex("vector_search", "vector_embedding", "idx_vector_search_embedding", 1536),
-        VectorIndex("rules", "embedding", "idx_rules_embedding_vector", 768),
-        VectorIndex("code_embeddings", "embedding", "idx_code_embeddings_embedding_vector", 768),
-        VectorIndex("code_locations", "embedding", "idx_code_locations_embedding_vector", 768),
-        VectorIndex("rag_documents", "embedding", "idx_rag_documents_embedding_vector", 768),
-        VectorIndex(
-            "rag_queries", "query_embedding", "idx_rag_queries_query_embedding_vector", 768
-        ),
-        VectorIndex(
-            "semantic_cache", "query_embedding", "idx_semantic_cache_query_embedding_vector", 768
-        ),
-    )
-}
+#: table -> its vector index, for every searchable table (by table name). Derived from the
+#: row models' ``__table_spec__`` (where each index is declared once); the identifiers that
+#: index maintenance puts in SQL come from this allow-list only.
+VECTOR_INDEXES: Final[Mapping[str, VectorIndex]] = MappingProxyType(
+    {
+        table: model.__table_spec__.vector
+        for table, model in TABLES.items()
+        if model.__table_spec__.vector is not None
+    }
+)
 
 #: Norm of the noise added to sampled vectors to make recall queries (cosine ~0.9 to origin).
 _QUERY_NOISE: Final = 0.5
@@ -304,7 +288,7 @@ class Indexes:
                 pid = await connection.fetchval("SELECT pg_backend_pid()")
                 build = (
                     f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}{replacement} "
-                    f"ON {index.table} USING ivfflat ({index.column} vector_cosine_ops) "
+                    f"ON {index.table} USING ivfflat ({index.column} {VECTOR_OPCLASS}) "
                     f"WITH (lists = {int(chosen)})"
                 )
                 watcher = (

@@ -25,6 +25,7 @@ import builtins
 import logging
 import math
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic
@@ -34,6 +35,7 @@ import numpy.typing as npt
 
 from ._db import Executor
 from ._pool import PackedVector
+from .cache import CachedHit, SimilarityCache
 from .errors import InvalidInputError
 from .filters import Where, compile_where
 from .models._types import validate_vector
@@ -67,11 +69,30 @@ class Match(Generic[RowT]):
 
 
 class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
-    """A repository over a table with one IVFFlat-indexed vector column."""
+    """A repository over a table with one IVFFlat-indexed vector column.
 
+    The column, its dimensions and its index are derived from the row model's
+    ``__table_spec__`` (its ``vector_index`` and its vector-typed field).
+    """
+
+    # Derived once per subclass in __init_subclass__, from row_model.
     vector_column: ClassVar[str]
     dimensions: ClassVar[int]
     vector_index: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "row_model" not in cls.__dict__:
+            return  # an intermediate base, or a subclass of a table's repository
+        vector = cls.table_spec.vector
+        if vector is None:
+            raise TypeError(
+                f"{cls.__name__} is searchable, but {cls.row_model.__name__}.__table_spec__ "
+                "names no vector_index"
+            )
+        cls.vector_column = vector.column
+        cls.dimensions = vector.dimensions
+        cls.vector_index = vector.name
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)
@@ -207,22 +228,54 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         vector = self._validate(embedding, k, min_similarity)
         chosen_probes = await self._probes(probes, exact)
         if cache:
-            # cache.py builds on this module, hence the import here
-            from .cache import SimilarityCache
-
-            return await SimilarityCache(self._executor).search_through(
-                self,
-                vector,
-                k,
-                where=where,
-                min_similarity=min_similarity,
-                probes=chosen_probes,
-                exact=exact,
-                include_embedding=include_embedding,
+            return await self._search_cached(
+                vector, k, where, min_similarity, chosen_probes, exact, include_embedding
             )
         return await self._search(
             vector, k, where, min_similarity, chosen_probes, exact, include_embedding
         )
+
+    async def _search_cached(
+        self,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        where: Where | None,
+        min_similarity: float | None,
+        probes: int,
+        exact: bool,
+        include_embedding: bool,
+    ) -> builtins.list[Match[RowT]]:
+        """Answer from the similarity cache if it holds this search, else search and store."""
+        store = SimilarityCache(self._executor)
+        key = store.key(self.table, vector, k, where, min_similarity, probes, exact)
+        scope = store.scope(where)
+        hits = await store.read(scope, key)
+        if hits is not None:
+            matches = await self._cached_matches(hits, include_embedding)
+            if matches is not None:
+                return matches
+        matches = await self._search(
+            vector, k, where, min_similarity, probes, exact, include_embedding
+        )
+        pk = self.primary_key
+        hits_found = [(m.item.__dict__[pk], m.similarity) for m in matches]
+        await store.write(scope, key, self.table, hits_found)
+        return matches
+
+    async def _cached_matches(
+        self, hits: Sequence[CachedHit], include_embedding: bool
+    ) -> builtins.list[Match[RowT]] | None:
+        """Return cached *hits* with their current rows, or None if one of the rows is gone."""
+        if not hits:
+            return []
+        pk_type = self.row_model.model_fields[self.primary_key].annotation
+        keys: builtins.list[Any] = [
+            uuid.UUID(hit.key) if pk_type is uuid.UUID else int(hit.key) for hit in hits
+        ]
+        rows = await self.get_many(keys, include_vectors=include_embedding)
+        if len(rows) != len(keys):
+            return None  # deleted by a writer the triggers did not see: search again
+        return [Match(row, hit.similarity) for row, hit in zip(rows, hits, strict=True)]
 
     async def _search(
         self,

@@ -1,7 +1,17 @@
 """Typed pydantic models of every codeatlas table: a row, a Create and (unless the table is
-append-only) an Update model per table, plus the enums of the enum-like columns."""
+append-only) an Update model per table, plus the enums of the enum-like columns.
+
+Each row model declares its table's facts once, in ``__table_spec__`` (see ``TableSpec``);
+``TABLES`` lists the row models by table.
+"""
+
+# private aliases: every public name of this module is a model, an enum or a table fact
+from collections.abc import Mapping as _Mapping
+from types import MappingProxyType as _MappingProxyType
+from typing import Final as _Final
 
 from ._base import CodeAtlasModel, CreateModel, RecordLike, RowModel, UpdateModel, WriteModel
+from ._table import VECTOR_OPCLASS, TableSpec, VectorIndex
 from ._types import Vector768, Vector1536, validate_vector
 from .cache import (
     SemanticCacheEntry,
@@ -111,7 +121,25 @@ from .vector_search import (
     VectorSimilarityCacheUpdate,
 )
 
+#: table name -> its row model, for every table codeatlas maps, by name. Derived from the
+#: models imported above, so a new table's model is listed as soon as it is exported.
+TABLES: _Final[_Mapping[str, type[RowModel]]] = _MappingProxyType(
+    {
+        model.__table__: model
+        for model in sorted(
+            (
+                value
+                for value in list(globals().values())
+                if isinstance(value, type) and issubclass(value, RowModel) and value is not RowModel
+            ),
+            key=lambda model: model.__table__,
+        )
+    }
+)
+
 __all__ = [
+    "TABLES",
+    "VECTOR_OPCLASS",
     "AnalysisStatus",
     "CodeAtlasModel",
     "CodeEmbedding",
@@ -187,6 +215,7 @@ __all__ = [
     "SemanticCacheEntryUpdate",
     "SessionStatus",
     "Severity",
+    "TableSpec",
     "TechnologyPattern",
     "TechnologyPatternCreate",
     "TechnologyPatternUpdate",
@@ -197,6 +226,7 @@ __all__ = [
     "UpdateModel",
     "Vector768",
     "Vector1536",
+    "VectorIndex",
     "VectorSearch",
     "VectorSearchCreate",
     "VectorSearchUpdate",

@@ -25,6 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from codeatlas.errors import InvalidInputError, InvalidVectorError
 
+from ._table import TableSpec
 from ._types import _VectorSchema
 
 __all__ = [
@@ -164,9 +165,12 @@ class RowModel(CodeAtlasModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    #: The table's facts, declared once per table model (see ``TableSpec``); bound on subclassing.
+    __table_spec__: ClassVar[TableSpec]
+    #: Derived from ``__table_spec__``: the table's name and primary key column.
     __table__: ClassVar[str]
     __primary_key__: ClassVar[str] = "id"
-    #: vector column -> dimension, e.g. ``{"embedding": 768}``; set per subclass.
+    #: vector column -> dimension, e.g. ``{"embedding": 768}``; derived from the field types.
     __vector_columns__: ClassVar[dict[str, int]] = {}
     #: field -> conversion applied by from_record (non-None values only); set per subclass.
     __record_converters__: ClassVar[dict[str, Callable[[Any], Any]]] = {}
@@ -187,6 +191,14 @@ class RowModel(CodeAtlasModel):
                 converters[name] = converter
         cls.__vector_columns__ = vectors
         cls.__record_converters__ = converters
+        if "__table__" in cls.__dict__:
+            # one source: the name is derived from the spec, never set beside it
+            raise TypeError(f"{cls.__name__}: declare __table_spec__, not __table__")
+        spec: TableSpec | None = getattr(cls, "__table_spec__", None)
+        if spec is not None:
+            cls.__table_spec__ = spec.bind(cls.__name__, tuple(cls.model_fields), vectors)
+            cls.__table__ = spec.name
+            cls.__primary_key__ = spec.primary_key
 
     @classmethod
     def from_record(cls, record: RecordLike) -> Self:

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, NonNull, Str255, Vector768
 
 __all__ = [
@@ -20,7 +21,11 @@ __all__ = [
 class SemanticCacheEntry(RowModel):
     """A semantic_cache row: one cached response (unique per cache_key)."""
 
-    __table__ = "semantic_cache"
+    __table_spec__ = TableSpec(
+        "semantic_cache",
+        natural_key=("cache_key",),
+        vector_index="idx_semantic_cache_query_embedding_vector",
+    )
 
     id: UUID
     cache_key: str

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, NonNull, Str255, Vector768
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
 class CodeFile(RowModel):
     """A code_files row: a source file of a project (unique per project_name, file_path)."""
 
-    __table__ = "code_files"
+    __table_spec__ = TableSpec("code_files", natural_key=("project_name", "file_path"))
 
     id: UUID
     file_path: str
@@ -71,7 +72,10 @@ class CodeFileUpdate(UpdateModel):
 class CodeEmbedding(RowModel):
     """A code_embeddings row: one embedded chunk of a code file."""
 
-    __table__ = "code_embeddings"
+    __table_spec__ = TableSpec(
+        "code_embeddings",
+        vector_index="idx_code_embeddings_embedding_vector",
+    )
 
     id: UUID
     code_file_id: UUID | None
@@ -107,7 +111,7 @@ class CodeEmbeddingUpdate(UpdateModel):
 class CodeLocation(RowModel):
     """A code_locations row: where a symbol is defined, with its signature and docs."""
 
-    __table__ = "code_locations"
+    __table_spec__ = TableSpec("code_locations", vector_index="idx_code_locations_embedding_vector")
 
     id: UUID
     project: str

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, Int64, NonNull, OpenEnum, Str50, Str100, Str255, Str500, Vector1536
 
 __all__ = [
@@ -37,7 +38,11 @@ class AnalysisStatus(StrEnum):
 class CodebaseMetadata(RowModel):
     """A codebase_metadata row: one analysed file of a codebase."""
 
-    __table__ = "codebase_metadata"
+    __table_spec__ = TableSpec(
+        "codebase_metadata",
+        natural_key=("codebase_id", "path"),
+        vector_index="idx_codebase_metadata_vector",
+    )
 
     id: int
     codebase_id: str
@@ -222,7 +227,7 @@ class CodebaseMetadataUpdate(UpdateModel):
 class CodebaseRegistry(RowModel):
     """A codebase_registry row: one registered codebase."""
 
-    __table__ = "codebase_registry"
+    __table_spec__ = TableSpec("codebase_registry", natural_key=("codebase_id",))
 
     id: int
     codebase_id: str

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, NonNull, OpenEnum, Str255
 
 __all__ = [
@@ -60,7 +61,7 @@ class MergeStatus(StrEnum):
 class GitAgentSession(RowModel):
     """A git_agent_sessions row: an agent's workspace (one per agent_id)."""
 
-    __table__ = "git_agent_sessions"
+    __table_spec__ = TableSpec("git_agent_sessions", natural_key=("agent_id",))
 
     id: int
     agent_id: str
@@ -98,7 +99,7 @@ class GitAgentSessionUpdate(UpdateModel):
 class GitPendingMerge(RowModel):
     """A git_pending_merges row: a branch (one row per branch) waiting to be merged."""
 
-    __table__ = "git_pending_merges"
+    __table_spec__ = TableSpec("git_pending_merges", natural_key=("branch",))
 
     id: int
     branch: str
@@ -136,7 +137,7 @@ class GitPendingMergeUpdate(UpdateModel):
 class GitMergeHistory(RowModel):
     """A git_merge_history row: the outcome of one merge attempt."""
 
-    __table__ = "git_merge_history"
+    __table_spec__ = TableSpec("git_merge_history")
 
     id: int
     branch: str

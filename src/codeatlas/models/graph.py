@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, NonNull, OpenEnum, Str100, Str255, Str500, Vector1536
 
 __all__ = [
@@ -36,7 +37,11 @@ class GraphTypeName(StrEnum):
 class GraphNode(RowModel):
     """A graph_nodes row: a symbol or file in a codebase's graph."""
 
-    __table__ = "graph_nodes"
+    __table_spec__ = TableSpec(
+        "graph_nodes",
+        natural_key=("codebase_id", "node_id"),
+        vector_index="idx_graph_nodes_vector",
+    )
 
     id: int
     codebase_id: str
@@ -82,7 +87,7 @@ class GraphNodeUpdate(UpdateModel):
 class GraphEdge(RowModel):
     """A graph_edges row: a directed, weighted relation between two nodes (by node_id)."""
 
-    __table__ = "graph_edges"
+    __table_spec__ = TableSpec("graph_edges", natural_key=("codebase_id", "edge_id"))
 
     id: int
     codebase_id: str
@@ -122,7 +127,7 @@ class GraphEdgeUpdate(UpdateModel):
 class GraphType(RowModel):
     """A graph_types row: a named kind of graph."""
 
-    __table__ = "graph_types"
+    __table_spec__ = TableSpec("graph_types", natural_key=("graph_type",))
 
     id: int
     graph_type: OpenEnum[GraphTypeName]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, Int64, NonNull, OpenEnum, Str255
 
 __all__ = [
@@ -63,7 +64,7 @@ class Severity(StrEnum):
 class QualityRun(RowModel):
     """A quality_runs row: one execution of a quality tool."""
 
-    __table__ = "quality_runs"
+    __table_spec__ = TableSpec("quality_runs")
 
     id: int
     tool: OpenEnum[QualityTool]
@@ -102,7 +103,7 @@ class QualityRunUpdate(UpdateModel):
 class QualityFinding(RowModel):
     """A quality_findings row: one finding of a run (immutable once written)."""
 
-    __table__ = "quality_findings"
+    __table_spec__ = TableSpec("quality_findings")
 
     id: int
     run_id: int

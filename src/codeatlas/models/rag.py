@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, NonNull, Str255, Vector768
 
 __all__ = [
@@ -26,7 +27,11 @@ __all__ = [
 class RagDocument(RowModel):
     """A rag_documents row: retrievable content (unique per source_type, source_id)."""
 
-    __table__ = "rag_documents"
+    __table_spec__ = TableSpec(
+        "rag_documents",
+        natural_key=("source_type", "source_id"),
+        vector_index="idx_rag_documents_embedding_vector",
+    )
 
     id: UUID
     source_type: str
@@ -71,7 +76,7 @@ class RagDocumentUpdate(UpdateModel):
 class RagQuery(RowModel):
     """A rag_queries row: a question, what was retrieved and the answer."""
 
-    __table__ = "rag_queries"
+    __table_spec__ = TableSpec("rag_queries", vector_index="idx_rag_queries_query_embedding_vector")
 
     id: UUID
     query_text: str
@@ -116,7 +121,7 @@ class RagQueryUpdate(UpdateModel):
 class RagFeedback(RowModel):
     """A rag_feedback row: how relevant a document was to a query."""
 
-    __table__ = "rag_feedback"
+    __table_spec__ = TableSpec("rag_feedback")
 
     id: UUID
     query_id: UUID | None

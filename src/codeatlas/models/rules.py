@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, NonNull, OpenEnum, Str255, Vector768
 
 __all__ = [
@@ -67,7 +68,7 @@ class Vote(StrEnum):
 class Rule(RowModel):
     """A rules row (the legacy 2024 table: 768-d embedding, uuid key)."""
 
-    __table__ = "rules"
+    __table_spec__ = TableSpec("rules", vector_index="idx_rules_embedding_vector")
 
     id: UUID
     name: str
@@ -121,7 +122,7 @@ class RuleUpdate(UpdateModel):
 class RuleExecution(RowModel):
     """A rule_executions row: one evaluation of a rule, with its outcome once known."""
 
-    __table__ = "rule_executions"
+    __table_spec__ = TableSpec("rule_executions")
 
     id: UUID
     rule_id: UUID
@@ -170,7 +171,7 @@ class RuleExecutionUpdate(UpdateModel):
 class RuleEvolutionProposal(RowModel):
     """A rule_evolution_proposals row: a proposed change to a rule, voted on by agents."""
 
-    __table__ = "rule_evolution_proposals"
+    __table_spec__ = TableSpec("rule_evolution_proposals")
 
     id: UUID
     rule_id: UUID

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel
+from ._table import TableSpec
 from ._types import Int32, Str255
 
 __all__ = [
@@ -18,7 +19,7 @@ __all__ = [
 class CodebaseSnapshot(RowModel):
     """A codebase_snapshots row: what was detected in a codebase at one snapshot."""
 
-    __table__ = "codebase_snapshots"
+    __table_spec__ = TableSpec("codebase_snapshots", natural_key=("codebase_id", "snapshot_id"))
 
     id: int
     codebase_id: str

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import Int32, NonNull, OpenEnum, Str255
 
 __all__ = [
@@ -33,7 +34,10 @@ class TechnologyType(StrEnum):
 class TechnologyPattern(RowModel):
     """A technology_patterns row: how to detect a technology and how to build/test it."""
 
-    __table__ = "technology_patterns"
+    __table_spec__ = TableSpec(
+        "technology_patterns",
+        natural_key=("technology_name", "technology_type"),
+    )
 
     id: int
     technology_name: str
@@ -101,7 +105,7 @@ class TechnologyPatternUpdate(UpdateModel):
 class TechnologyTemplate(RowModel):
     """A technology_templates row: a versioned code-generation template (a JSON object)."""
 
-    __table__ = "technology_templates"
+    __table_spec__ = TableSpec("technology_templates", natural_key=("identifier",))
 
     id: int
     identifier: str

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from ._base import CreateModel, RowModel, UpdateModel
+from ._table import TableSpec
 from ._types import NonNull, Str64, Str100, Str255, Str500, Vector1536
 
 __all__ = [
@@ -26,7 +27,11 @@ class VectorSearch(RowModel):
     select it.
     """
 
-    __table__ = "vector_search"
+    __table_spec__ = TableSpec(
+        "vector_search",
+        natural_key=("codebase_id", "file_path", "content_type"),
+        vector_index="idx_vector_search_embedding",
+    )
 
     id: int
     codebase_id: str
@@ -63,7 +68,10 @@ class VectorSearchUpdate(UpdateModel):
 class VectorSimilarityCache(RowModel):
     """A vector_similarity_cache row: a cached query-hash -> file similarity score."""
 
-    __table__ = "vector_similarity_cache"
+    __table_spec__ = TableSpec(
+        "vector_similarity_cache",
+        natural_key=("codebase_id", "query_vector_hash", "target_file_path"),
+    )
 
     id: int
     codebase_id: str

@@ -1,8 +1,9 @@
 """The generic repository: CRUD, bulk writes, filters and keyset pagination for one table.
 
-A table's repository subclasses ``Repository`` and names its table, models and keys in a
-few class attributes; the statements below are built once per subclass from those
-(identifiers from code only, checked against a strict pattern) and every value is bound.
+A table's repository subclasses ``Repository`` and names its models in a few class
+attributes; the table's name and keys come from the row model's ``__table_spec__``. The
+statements below are built once per subclass from those (identifiers from code only,
+checked against a strict pattern) and every value is bound.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .._db import Executor
 from ..errors import ImmutableRowError, InvalidFilterError, InvalidInputError, NotFoundError
 from ..filters import Where, compile_where
 from ..models._base import CreateModel, RowModel, UpdateModel
+from ..models._table import TableSpec
 
 __all__ = ["Page", "Repository"]
 
@@ -35,6 +37,10 @@ COPY_THRESHOLD: Final = 64
 #: Timestamp columns a repository stamps itself on update and upsert (naive UTC, as Ecto does).
 _STAMPED_ON_UPDATE: Final = "updated_at"
 _NOW_UTC: Final = "(now() AT TIME ZONE 'utc')"
+#: Class attributes derived from the row model's TableSpec, which a subclass must not set.
+_TABLE_FACTS: Final = frozenset(
+    {"table", "primary_key", "natural_key", "vector_column", "dimensions", "vector_index"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +83,22 @@ def _decode_cursor_value(value: Any) -> Any:
 class Repository(Generic[RowT, CreateT, UpdateT]):
     """CRUD and bulk operations on one table, bound to an executor.
 
-    Subclasses set ``table``, ``row_model``, ``create_model``, ``update_model`` (None for an
-    append-only table), ``natural_key`` (the upsert conflict target) and may narrow
-    ``orderable`` (columns ``list()`` may sort by).
+    Subclasses set ``row_model``, ``create_model``, ``update_model`` (None for an append-only
+    table) and may narrow ``orderable`` (columns ``list()`` may sort by). The table's facts
+    (``table``, ``primary_key``, ``natural_key``: the upsert conflict target) are derived from
+    the row model's ``__table_spec__``, where they are declared once.
     """
 
-    table: ClassVar[str]
     row_model: ClassVar[type[RowModel]]
     create_model: ClassVar[type[CreateModel]]
     update_model: ClassVar[type[UpdateModel] | None] = None
-    primary_key: ClassVar[str] = "id"
-    natural_key: ClassVar[tuple[str, ...] | None] = None
     orderable: ClassVar[frozenset[str] | None] = None
 
-    # Derived once per subclass in __init_subclass__.
+    # Derived once per subclass in __init_subclass__, from row_model.
+    table_spec: ClassVar[TableSpec]
+    table: ClassVar[str]
+    primary_key: ClassVar[str] = "id"
+    natural_key: ClassVar[tuple[str, ...] | None] = None
     columns: ClassVar[tuple[str, ...]]
     vector_columns: ClassVar[frozenset[str]]
     filterable: ClassVar[frozenset[str]]
@@ -99,9 +107,21 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "table" not in cls.__dict__:
-            return  # an intermediate base
-        _ident(cls.table)
+        if "row_model" not in cls.__dict__:
+            return  # an intermediate base, or a subclass of a table's repository
+        declared = sorted(_TABLE_FACTS & cls.__dict__.keys())
+        if declared:
+            raise TypeError(
+                f"{cls.__name__} sets {', '.join(declared)}: a table's facts are declared once, "
+                f"in {cls.row_model.__name__}.__table_spec__"
+            )
+        spec: TableSpec | None = getattr(cls.row_model, "__table_spec__", None)
+        if spec is None:
+            raise TypeError(f"{cls.row_model.__name__} declares no __table_spec__")
+        cls.table_spec = spec
+        cls.table = _ident(spec.name)
+        cls.primary_key = spec.primary_key
+        cls.natural_key = spec.natural_key
         cls.columns = tuple(_ident(name) for name in cls.row_model.model_fields)
         cls.vector_columns = frozenset(cls.row_model.__vector_columns__)
         cls.filterable = frozenset(cls.columns) - cls.vector_columns
@@ -109,9 +129,6 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
             cls.orderable = cls.filterable
         cls._select_all = ", ".join(cls.columns)
         cls._select_no_vectors = ", ".join(c for c in cls.columns if c not in cls.vector_columns)
-        for key in cls.natural_key or ():
-            if key not in cls.columns:
-                raise ValueError(f"{cls.__name__}.natural_key names unknown column {key!r}")
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor

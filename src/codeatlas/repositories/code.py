@@ -60,13 +60,9 @@ class CodeEmbeddingsRepository(
 ):
     """``atlas.code.embeddings``: a file's chunks with their embeddings."""
 
-    table = "code_embeddings"
     row_model = CodeEmbedding
     create_model = CodeEmbeddingCreate
     update_model = CodeEmbeddingUpdate
-    vector_column = "embedding"
-    dimensions = 768
-    vector_index = "idx_code_embeddings_embedding_vector"
 
 
 class CodeLocationsRepository(
@@ -74,13 +70,9 @@ class CodeLocationsRepository(
 ):
     """``atlas.code.locations``: symbol locations (functions, classes, ...) per file."""
 
-    table = "code_locations"
     row_model = CodeLocation
     create_model = CodeLocationCreate
     update_model = CodeLocationUpdate
-    vector_column = "embedding"
-    dimensions = 768
-    vector_index = "idx_code_locations_embedding_vector"
 
     async def replace_locations(
         self, project: str, file_path: str, locations: Sequence[CodeLocationCreate]
@@ -118,11 +110,9 @@ class CodeRepository(Repository[CodeFile, CodeFileCreate, CodeFileUpdate]):
     """``atlas.code``: source files keyed by (project_name, file_path), with their chunks
     (``.embeddings``) and symbol locations (``.locations``)."""
 
-    table = "code_files"
     row_model = CodeFile
     create_model = CodeFileCreate
     update_model = CodeFileUpdate
-    natural_key = ("project_name", "file_path")
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)

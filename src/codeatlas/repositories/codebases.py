@@ -66,11 +66,9 @@ class CodebaseRegistryRepository(
 ):
     """``atlas.codebases.registry``: one row per codebase, keyed by ``codebase_id``."""
 
-    table = "codebase_registry"
     row_model = CodebaseRegistry
     create_model = CodebaseRegistryCreate
     update_model = CodebaseRegistryUpdate
-    natural_key = ("codebase_id",)
 
 
 class CodebasesRepository(
@@ -81,14 +79,9 @@ class CodebasesRepository(
     File metadata is upserted by (codebase_id, path) with the base ``upsert``/``upsert_many``.
     """
 
-    table = "codebase_metadata"
     row_model = CodebaseMetadata
     create_model = CodebaseMetadataCreate
     update_model = CodebaseMetadataUpdate
-    natural_key = ("codebase_id", "path")
-    vector_column = "vector_embedding"
-    dimensions = 1536
-    vector_index = "idx_codebase_metadata_vector"
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)

@@ -138,11 +138,9 @@ class PendingMergesRepository(
 ):
     """``atlas.git.pending``: merges waiting for a worker, keyed by ``branch``."""
 
-    table = "git_pending_merges"
     row_model = GitPendingMerge
     create_model = GitPendingMergeCreate
     update_model = GitPendingMergeUpdate
-    natural_key = ("branch",)
 
 
 class MergeHistoryRepository(
@@ -150,7 +148,6 @@ class MergeHistoryRepository(
 ):
     """``atlas.git.history``: the outcome of every merge."""
 
-    table = "git_merge_history"
     row_model = GitMergeHistory
     create_model = GitMergeHistoryCreate
     update_model = GitMergeHistoryUpdate
@@ -177,11 +174,9 @@ class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentS
     """``atlas.git``: one session per agent (keyed by ``agent_id``), the ``.pending`` merge
     queue and the merge ``.history``."""
 
-    table = "git_agent_sessions"
     row_model = GitAgentSession
     create_model = GitAgentSessionCreate
     update_model = GitAgentSessionUpdate
-    natural_key = ("agent_id",)
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)

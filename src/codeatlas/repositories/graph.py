@@ -90,11 +90,9 @@ class TraversalStep:
 class GraphTypesRepository(Repository[GraphType, GraphTypeCreate, GraphTypeUpdate]):
     """``atlas.graph.types``: the kinds of graph (CallGraph, ImportGraph, ...)."""
 
-    table = "graph_types"
     row_model = GraphType
     create_model = GraphTypeCreate
     update_model = GraphTypeUpdate
-    natural_key = ("graph_type",)
 
     async def is_dag(self, name: str) -> bool:
         """Return whether graph type *name* must stay acyclic; NotFoundError if unknown."""
@@ -115,11 +113,9 @@ async def _graph_type_is_dag(executor: Executor, name: str) -> tuple[bool, bool]
 class GraphEdgesRepository(Repository[GraphEdge, GraphEdgeCreate, GraphEdgeUpdate]):
     """``atlas.graph.edges``: directed, typed, weighted edges keyed by (codebase_id, edge_id)."""
 
-    table = "graph_edges"
     row_model = GraphEdge
     create_model = GraphEdgeCreate
     update_model = GraphEdgeUpdate
-    natural_key = ("codebase_id", "edge_id")
 
 
 # Writers of one (codebase, graph type) queue here; the key is hashed into the 64-bit
@@ -437,14 +433,9 @@ class _AcyclicGraph:
 class GraphRepository(SearchableRepository[GraphNode, GraphNodeCreate, GraphNodeUpdate]):
     """Graph nodes (searchable), with ``.edges`` and ``.types``."""
 
-    table = "graph_nodes"
     row_model = GraphNode
     create_model = GraphNodeCreate
     update_model = GraphNodeUpdate
-    natural_key = ("codebase_id", "node_id")
-    vector_column = "vector_embedding"
-    dimensions = 1536
-    vector_index = "idx_graph_nodes_vector"
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)

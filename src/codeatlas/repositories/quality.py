@@ -122,7 +122,6 @@ def _tool(tool: QualityTool | str) -> QualityTool:
 class QualityFindingsRepository(Repository[QualityFinding, QualityFindingCreate, UpdateModel]):
     """``atlas.quality.findings``: append-only findings of a run."""
 
-    table = "quality_findings"
     row_model = QualityFinding
     create_model = QualityFindingCreate
 
@@ -130,7 +129,6 @@ class QualityFindingsRepository(Repository[QualityFinding, QualityFindingCreate,
 class QualityRepository(Repository[QualityRun, QualityRunCreate, QualityRunUpdate]):
     """Quality runs, with their findings as ``.findings`` (see the module docstring)."""
 
-    table = "quality_runs"
     row_model = QualityRun
     create_model = QualityRunCreate
     update_model = QualityRunUpdate

@@ -66,19 +66,14 @@ def _accessed(document: RagDocument, counts: Mapping[str, Any]) -> RagDocument:
 class RagQueriesRepository(SearchableRepository[RagQuery, RagQueryCreate, RagQueryUpdate]):
     """``atlas.rag.queries``: questions asked, with the documents returned."""
 
-    table = "rag_queries"
     row_model = RagQuery
     create_model = RagQueryCreate
     update_model = RagQueryUpdate
-    vector_column = "query_embedding"
-    dimensions = 768
-    vector_index = "idx_rag_queries_query_embedding_vector"
 
 
 class RagFeedbackRepository(Repository[RagFeedback, RagFeedbackCreate, RagFeedbackUpdate]):
     """``atlas.rag.feedback``: relevance feedback on a query's documents."""
 
-    table = "rag_feedback"
     row_model = RagFeedback
     create_model = RagFeedbackCreate
     update_model = RagFeedbackUpdate
@@ -120,14 +115,9 @@ class RagRepository(
     """``atlas.rag``: documents keyed by (source_type, source_id), with the questions asked
     (``.queries``) and the feedback on answers (``.feedback``)."""
 
-    table = "rag_documents"
     row_model = RagDocument
     create_model = RagDocumentCreate
     update_model = RagDocumentUpdate
-    natural_key = ("source_type", "source_id")
-    vector_column = "embedding"
-    dimensions = 768
-    vector_index = "idx_rag_documents_embedding_vector"
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)

@@ -179,7 +179,6 @@ UPDATE rule_evolution_proposals
 class RuleExecutionsRepository(Repository[RuleExecution, RuleExecutionCreate, RuleExecutionUpdate]):
     """``atlas.rules.executions``: the time series of rule executions."""
 
-    table = "rule_executions"
     row_model = RuleExecution
     create_model = RuleExecutionCreate
     update_model = RuleExecutionUpdate
@@ -190,7 +189,6 @@ class RuleProposalsRepository(
 ):
     """``atlas.rules.proposals``: proposed rule evolutions and their votes."""
 
-    table = "rule_evolution_proposals"
     row_model = RuleEvolutionProposal
     create_model = RuleEvolutionProposalCreate
     update_model = RuleEvolutionProposalUpdate
@@ -235,13 +233,9 @@ def _since(since: datetime | timedelta | None) -> datetime | None:
 class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
     """Rules (searchable), with ``.executions`` and ``.proposals``."""
 
-    table = "rules"
     row_model = Rule
     create_model = RuleCreate
     update_model = RuleUpdate
-    vector_column = "embedding"
-    dimensions = 768
-    vector_index = "idx_rules_embedding_vector"
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)

@@ -88,10 +88,8 @@ class SnapshotsRepository(Repository[CodebaseSnapshot, CodebaseSnapshotCreate, U
     any UPDATE by raw SQL (a trigger refuses it).
     """
 
-    table = "codebase_snapshots"
     row_model = CodebaseSnapshot
     create_model = CodebaseSnapshotCreate
-    natural_key = ("codebase_id", "snapshot_id")
 
     async def take(
         self,

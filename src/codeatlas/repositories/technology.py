@@ -67,11 +67,9 @@ class TechnologyTemplatesRepository(
     docstring for rows without one).
     """
 
-    table = "technology_templates"
     row_model = TechnologyTemplate
     create_model = TechnologyTemplateCreate
     update_model = TechnologyTemplateUpdate
-    natural_key = ("identifier",)
 
     @staticmethod
     def is_verified(row: TechnologyTemplate) -> bool:
@@ -163,11 +161,9 @@ class TechnologyRepository(
     Patterns are upserted by that key with the base ``upsert``/``upsert_many``.
     """
 
-    table = "technology_patterns"
     row_model = TechnologyPattern
     create_model = TechnologyPatternCreate
     update_model = TechnologyPatternUpdate
-    natural_key = ("technology_name", "technology_type")
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor)

@@ -26,14 +26,9 @@ class VectorSearchRepository(
     """Content chunks with their 1536-d embeddings, upserted by (codebase_id, file_path,
     content_type)."""
 
-    table = "vector_search"
     row_model = VectorSearch
     create_model = VectorSearchCreate
     update_model = VectorSearchUpdate
-    natural_key = ("codebase_id", "file_path", "content_type")
-    vector_column = "vector_embedding"
-    dimensions = 1536
-    vector_index = "idx_vector_search_embedding"
 
     async def replace_file(
         self, codebase_id: str, file_path: str, rows: Sequence[VectorSearchCreate]

@@ -1,0 +1,140 @@
+"""``atlas.semantic_cache``: LLM responses reused for questions similar to earlier ones.
+
+The semantic_cache table (768-d query embeddings) answers "was a question like this one
+answered already?": ``lookup`` returns the best unexpired entry at or above a similarity
+threshold and counts the hit; ``store`` upserts by ``cache_key``; the table is kept under
+``max_entries`` by evicting the least recently hit entries. Being a searchable table, it
+also offers ``search_similar``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .._db import Executor
+from .._state import CacheStats
+from ..errors import InvalidInputError
+from ..models import SemanticCacheEntry, SemanticCacheEntryCreate, SemanticCacheEntryUpdate
+from ..models._types import validate_vector
+from ..search import Match, SearchableRepository
+
+__all__ = ["CacheStats", "SemanticCache"]
+
+_LOOKUP: Final = """
+WITH best AS (
+    SELECT id, query_embedding <=> $1 AS distance
+      FROM semantic_cache
+     WHERE query_embedding IS NOT NULL
+       AND query_embedding <=> $1 <= $2
+       AND (ttl_seconds IS NULL
+            OR inserted_at + make_interval(secs => ttl_seconds) > (now() AT TIME ZONE 'utc'))
+       AND ($3::varchar IS NULL OR model = $3::varchar)
+     ORDER BY query_embedding <=> $1
+     LIMIT 1
+)
+UPDATE semantic_cache AS s
+   SET hit_count = coalesce(s.hit_count, 0) + 1,
+       last_accessed = now() AT TIME ZONE 'utc'
+  FROM best
+ WHERE s.id = best.id
+RETURNING s.id, s.cache_key, s.query, s.response, s.model, s.template_id, s.tokens_used,
+          s.cost_cents, s.hit_count, s.last_accessed, s.ttl_seconds, s.metadata, s.inserted_at,
+          s.updated_at, best.distance AS _distance"""
+_EXPIRE: Final = """
+DELETE FROM semantic_cache
+ WHERE ttl_seconds IS NOT NULL
+   AND inserted_at + make_interval(secs => ttl_seconds) <= (now() AT TIME ZONE 'utc')"""
+_EVICT: Final = """
+DELETE FROM semantic_cache
+ WHERE id IN (SELECT id FROM semantic_cache
+               ORDER BY coalesce(last_accessed, inserted_at) ASC, coalesce(hit_count, 0) ASC
+               LIMIT greatest((SELECT count(*) FROM semantic_cache) - $1, 0))"""
+
+
+class SemanticCache(
+    SearchableRepository[SemanticCacheEntry, SemanticCacheEntryCreate, SemanticCacheEntryUpdate]
+):
+    """``atlas.semantic_cache``: reuse answers to questions similar enough to earlier ones."""
+
+    row_model = SemanticCacheEntry
+    create_model = SemanticCacheEntryCreate
+    update_model = SemanticCacheEntryUpdate
+
+    #: Entries kept at most; ``store`` evicts the least recently hit beyond it.
+    max_entries: int = 100_000
+
+    def __init__(self, executor: Executor) -> None:
+        super().__init__(executor)
+
+    @property
+    def stats(self) -> CacheStats:
+        """Lookup hits and misses since the Atlas connected (all scopes together)."""
+        return self._executor.state.semantic_cache_stats
+
+    async def lookup(
+        self,
+        embedding: Sequence[float] | npt.NDArray[np.floating[Any]],
+        threshold: float = 0.95,
+        *,
+        model: str | None = None,
+        probes: int | None = None,
+    ) -> Match[SemanticCacheEntry] | None:
+        """Return the most similar unexpired entry at or above *threshold*, counting the hit."""
+        vector = validate_vector(embedding, self.dimensions, field="embedding")
+        if not -1.0 <= threshold <= 1.0:
+            raise InvalidInputError(f"threshold must be within -1..1, got {threshold!r}")
+        chosen_probes = await self._probes(probes)
+        # A hit commits its counter update; not waiting for that WAL flush keeps a hit as
+        # fast as a miss, and a counter lost in a crash costs nothing.
+        settings = self._knobs(chosen_probes, exact=False) | {"synchronous_commit": "off"}
+        async with self._executor.with_settings(settings) as tx:
+            record = await tx.fetchrow(_LOOKUP, vector, 1.0 - threshold, model)
+        if record is None:
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        return Match(self._row(record), 1.0 - float(record["_distance"]))
+
+    async def store(
+        self,
+        query: str,
+        embedding: Sequence[float] | npt.NDArray[np.floating[Any]],
+        response: str,
+        *,
+        model: str | None = None,
+        ttl: timedelta | None = None,
+        cache_key: str | None = None,
+        tokens_used: int | None = None,
+        cost_cents: int | None = None,
+        template_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> SemanticCacheEntry:
+        """Store *response* for *query* (upsert by cache_key), keeping the size bound."""
+        key = cache_key or hashlib.sha256(f"{model or ''}\x00{query}".encode()).hexdigest()
+        entry = SemanticCacheEntryCreate(
+            cache_key=key,
+            query=query,
+            query_embedding=embedding,
+            response=response,
+            model=model,
+            template_id=template_id,
+            tokens_used=tokens_used,
+            cost_cents=cost_cents,
+            ttl_seconds=int(ttl.total_seconds()) if ttl is not None else None,
+            metadata=metadata or {},
+        )
+        async with self._executor.transaction() as tx:
+            stored = await SemanticCache(tx).upsert(entry)
+            await tx.execute(_EVICT, self.max_entries)
+        return stored
+
+    async def expire(self) -> int:
+        """Delete every expired entry; return how many."""
+        status = await self._executor.execute(_EXPIRE)
+        return int(status.split()[-1])
