@@ -1,7 +1,9 @@
-"""The ``codeatlas`` command: migrate, status, rollback, doctor, index, demo.
+"""The ``codeatlas`` command: migrate, status, rollback, doctor, index, data, demo.
 
 Each command lives in its own module, imported only when that command runs, so
-``codeatlas migrate`` loads neither the indexer nor the analysis code.
+``codeatlas migrate`` loads neither the indexer nor the analysis code. ``main()`` decides
+what reaches the terminal when a command fails: one line saying what happened (never a
+driver's class name, never a password) and exit code 1; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -9,18 +11,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
+import re
 import sys
+import traceback
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final, NoReturn
+
+from .. import __version__
 
 __all__ = ["main"]
 
+_PASSWORD_ITEM: Final = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose error messages never echo a DSN's password."""
+
+    def error(self, message: str) -> NoReturn:
+        from ..config import redact_dsn
+
+        # "unrecognized arguments: --dns postgresql://u:pw@h/db" quotes the arguments
+        message = " ".join(
+            redact_dsn(word) if "://" in word else word for word in message.split(" ")
+        )
+        super().error(_PASSWORD_ITEM.sub(r"\1***", message))
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="codeatlas",
         description="PostgreSQL + pgvector data layer for code-intelligence agents.",
     )
+    parser.add_argument("--version", action="version", version=f"codeatlas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -32,10 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     migrate = command("migrate", "apply pending migrations")
-    migrate.add_argument("--to", type=int, help="stop after this version")
-    command("status", "list migrations: applied, pending, changed, missing")
+    migrate.add_argument("--to", type=int, help="stop after this version (one of the chain)")
+    command("status", "list migrations: applied, pending, changed, missing, ahead")
     rollback = command("rollback", "revert migrations newer than --to, newest first")
-    rollback.add_argument("--to", type=int, required=True, help="version to keep (0: all)")
+    rollback.add_argument(
+        "--to", type=int, required=True, help="version to keep (one of the chain; 0: revert all)"
+    )
     rollback.add_argument(
         "--allow-data-loss",
         action="store_true",
@@ -51,6 +76,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--target", type=float, default=0.95, help="tune: recall@10 target")
     index.add_argument("--sample", type=int, default=200, help="tune: query vectors sampled")
+    data = commands.add_parser(
+        "data",
+        help="where the embedded server keeps its data, its size, how to remove it",
+        description="Show the embedded server's data directory, its size on disk (and the "
+        "WAL's), which processes use it, and how to remove it.",
+    )
+    data.add_argument(
+        "--data-dir", help="the directory (default: $CODEATLAS_DATA_DIR, else the per-user one)"
+    )
+    data.add_argument(
+        "--remove",
+        action="store_true",
+        help="delete the directory (refused while a server or process uses it)",
+    )
     demo = command("demo", "index a source tree (default: the standard library) and query it")
     demo.add_argument(
         "path", nargs="?", help="directory to index (default: this Python's standard library)"
@@ -78,6 +117,7 @@ _COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "rollback": ("migrations", "rollback"),
     "doctor": ("migrations", "doctor"),
     "index": ("indexes", "index"),
+    "data": ("data", "data"),
     "demo": ("demo", "demo"),
 }
 
@@ -85,27 +125,31 @@ _COMMANDS: Final[dict[str, tuple[str, str]]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
-    module_name, function_name = _COMMANDS[args.command]
-    module = importlib.import_module(f".{module_name}", __name__)
-    run = getattr(module, function_name)
-    from ..errors import CodeAtlasError
-    from ._console import err
-
+    dsns = (getattr(args, "dsn", None), os.environ.get("CODEATLAS_DSN"))
     try:
+        module_name, function_name = _COMMANDS[args.command]
+        module = importlib.import_module(f".{module_name}", __name__)
+        run = getattr(module, function_name)
         return int(asyncio.run(run(args)))
-    except CodeAtlasError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return 1
-    except OSError as exc:
-        err.print(f"[red]error:[/] {type(exc).__name__}: {_first_line(exc)}")
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        import asyncpg
 
+        from ..errors import CodeAtlasError
+        from ._console import describe_error, err, scrub
 
-def _first_line(exc: BaseException) -> str:
-    text: Any = exc.args[0] if exc.args else ""
-    return str(text).splitlines()[0] if text else ""
+        expected = isinstance(
+            exc, CodeAtlasError | OSError | asyncpg.PostgresError | asyncpg.InterfaceError
+        )
+        if not expected:
+            # a bug: the traceback is what a report needs (secrets scrubbed all the same)
+            text = "".join(traceback.format_exception(exc))
+            err.print(scrub(text, dsns), markup=False, highlight=False, end="")
+        line = scrub(describe_error(exc, dsns[0] or dsns[1]), dsns)
+        err.print("[red]error:[/] ", end="")
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich import box
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..atlas import Atlas, connect
-from ..indexes import IndexProgress, IndexStatus
-from ._console import out, resolve_target
+from ..errors import InvalidInputError
+from ..indexes import IndexProgress, IndexStatus, TuneProgress, TuneResult
+from ._console import NARROW, human_bytes, out, resolve_target
 
 __all__ = ["index"]
 
@@ -19,40 +22,50 @@ async def index(args: argparse.Namespace) -> int:
     target = await resolve_target(args)
     async with connect(target.dsn, migrate=False, settings=target.settings) as atlas:
         if args.action == "status":
-            _print_index_status(await atlas.indexes.status())
+            statuses = await atlas.indexes.status()
+            if args.table is not None:
+                chosen = [s for s in statuses if s.table == args.table]
+                if not chosen:
+                    raise InvalidInputError(
+                        f"--table: {args.table!r} has no vector index; tables with one: "
+                        + ", ".join(s.table for s in statuses)
+                    )
+                statuses = chosen
+            _print_index_status(statuses)
         elif args.action == "rebuild":
             await _rebuild(atlas, args)
         else:
-            results = await atlas.indexes.tune(
-                args.table, target_recall=args.target, sample=args.sample
-            )
-            table = Table()
-            for column in ("table", "probes", "recall@10", "tried (probes: recall)"):
-                table.add_column(column)
-            for result in results:
-                tried = ", ".join(f"{p}: {r:.3f}" for p, r in result.tried.items())
-                table.add_row(result.table, str(result.probes), f"{result.recall:.3f}", tried)
-            out.print(table)
-            if not results:
-                out.print("no table with vectors to tune")
+            _print_tune_results(await _tune(atlas, args))
     return 0
 
 
 def _print_index_status(statuses: Sequence[IndexStatus]) -> None:
-    table = Table()
-    for column in (
-        "table",
-        "index",
-        "rows",
-        "lists",
-        "advised lists",
-        "built on",
-        "valid",
-        "size",
-        "probes",
-        "rebuild?",
-    ):
-        table.add_column(column, justify="right" if column in {"rows", "lists"} else "left")
+    if out.width < NARROW:
+        # one block per index: ten columns do not fit in 80
+        for status in statuses:
+            out.print(f"[bold]{status.table}[/]  {status.index}", overflow="fold")
+            built = (
+                "no build recorded"
+                if status.rows_at_build is None
+                else (f"built on {status.rows_at_build} rows")
+            )
+            probes = "" if status.default_probes is None else f", probes {status.default_probes}"
+            out.print(
+                f"  rows {status.rows}, lists {status.lists} (advised "
+                f"{status.recommended_lists}), {built}, "
+                f"{'valid' if status.valid else '[red]INVALID[/]'}, "
+                f"{human_bytes(status.size_bytes)}{probes}"
+            )
+            advice = f"[yellow]yes[/]: {status.reason}" if status.rebuild_advised else "no"
+            out.print(f"  rebuild: {advice}")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("table", "index", "rows", "lists", "advised", "built on", "valid", "size"):
+        table.add_column(
+            column, justify="right" if column in {"rows", "lists"} else "left", no_wrap=True
+        )
+    table.add_column("probes", no_wrap=True)
+    table.add_column("rebuild", overflow="fold", min_width=10)
     for status in statuses:
         table.add_row(
             status.table,
@@ -62,38 +75,119 @@ def _print_index_status(statuses: Sequence[IndexStatus]) -> None:
             str(status.recommended_lists),
             "" if status.rows_at_build is None else str(status.rows_at_build),
             "yes" if status.valid else "[red]NO[/]",
-            f"{status.size_bytes / 1024:.0f} KiB",
+            human_bytes(status.size_bytes),
             "" if status.default_probes is None else str(status.default_probes),
             f"[yellow]yes[/]: {status.reason}" if status.rebuild_advised else "no",
         )
     out.print(table)
 
 
-async def _rebuild(atlas: Atlas, args: argparse.Namespace) -> None:
+async def _tune(atlas: Atlas, args: argparse.Namespace) -> list[TuneResult]:
+    """Tune with live progress on a terminal, one line per table elsewhere (piped, CI)."""
+    started: dict[str, float] = {}
+    if not out.is_terminal:
+
+        def log(step: TuneProgress) -> None:
+            where = f"{step.table} ({step.table_number}/{step.tables})"
+            if step.step == "sampling":
+                started[step.table] = time.perf_counter()
+                out.print(f"tuning {where}: {args.sample} queries, lists {step.lists}")
+            elif step.step == "done":
+                seconds = time.perf_counter() - started.get(step.table, time.perf_counter())
+                out.print(
+                    f"tuned {where}: probes {step.probes}, recall {step.recall:.3f} "
+                    f"({step.tried} probes values tried, {seconds:.1f} s)"
+                )
+
+        return await atlas.indexes.tune(
+            args.table, target_recall=args.target, sample=args.sample, on_progress=log
+        )
+
     with Progress(
+        SpinnerColumn(),
         TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[phase]}"),
+        TextColumn("{task.fields[state]}"),
         TimeElapsedColumn(),
         console=out,
         transient=False,
     ) as progress:
         tasks: dict[str, TaskID] = {}
 
-        def report(update: IndexProgress) -> None:
-            task = tasks.get(update.table)
+        def show(step: TuneProgress) -> None:
+            task = tasks.get(step.table)
             if task is None:
-                task = tasks[update.table] = progress.add_task(update.table, phase="", total=None)
-            progress.update(
-                task, completed=update.done, total=update.total or None, phase=update.phase
-            )
+                description = f"{step.table} ({step.table_number}/{step.tables})"
+                task = tasks[step.table] = progress.add_task(description, state="", total=None)
+            if step.step == "sampling":
+                state = "sampling query vectors"
+            elif step.step == "exact":
+                state = "exact neighbours (ground truth)"
+            elif step.step == "probes":
+                state = f"probes {step.probes}: recall {step.recall:.3f} ({step.tried} tried)"
+            else:
+                state = f"[green]probes {step.probes}[/], recall {step.recall:.3f}"
+                progress.update(task, total=1, completed=1)
+            progress.update(task, state=state)
+
+        return await atlas.indexes.tune(
+            args.table, target_recall=args.target, sample=args.sample, on_progress=show
+        )
+
+
+def _print_tune_results(results: Sequence[TuneResult]) -> None:
+    if not results:
+        out.print("no table with vectors to tune")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("table", no_wrap=True)
+    table.add_column("probes", justify="right", no_wrap=True)
+    table.add_column("recall@10", justify="right", no_wrap=True)
+    table.add_column("tried (probes: recall)", overflow="fold", min_width=16)
+    for result in results:
+        tried = ", ".join(f"{p}: {r:.3f}" for p, r in result.tried.items())
+        table.add_row(result.table, str(result.probes), f"{result.recall:.3f}", tried)
+    out.print(table)
+
+
+async def _rebuild(atlas: Atlas, args: argparse.Namespace) -> None:
+    if not out.is_terminal:
+        seen: set[str] = set()
+
+        def log(update: IndexProgress) -> None:
+            if update.table not in seen:
+                seen.add(update.table)
+                out.print(f"rebuilding the index of {update.table}…")
 
         results = await atlas.indexes.rebuild(
-            args.table,
-            lists=args.lists,
-            concurrently=not args.blocking,
-            on_progress=report,
+            args.table, lists=args.lists, concurrently=not args.blocking, on_progress=log
         )
+    else:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[phase]}"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=False,
+        ) as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def report(update: IndexProgress) -> None:
+                task = tasks.get(update.table)
+                if task is None:
+                    task = tasks[update.table] = progress.add_task(
+                        update.table, phase="", total=None
+                    )
+                progress.update(
+                    task, completed=update.done, total=update.total or None, phase=update.phase
+                )
+
+            results = await atlas.indexes.rebuild(
+                args.table,
+                lists=args.lists,
+                concurrently=not args.blocking,
+                on_progress=report,
+            )
     for result in results:
         out.print(
             f"rebuilt {result.index} on {result.rows} rows with {result.lists} lists "

@@ -5,16 +5,33 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
+from rich import box
 from rich.table import Table
 
 from .._pool import open_connection
-from ..migrations import Migration, Migrator
-from ._console import err, out, resolve_target, where
+from ..migrations import Migration, Migrator, check_target, load_migrations
+from ._console import NARROW, err, out, resolve_target, where
 
 __all__ = ["doctor", "migrate", "rollback", "status"]
 
 
+#: state -> (style, how the table says it)
+_STATES: Final = {
+    "applied": ("green", "applied"),
+    "pending": ("yellow", "pending"),
+    "changed": ("red", "changed"),
+    "missing": ("red", "missing"),
+    "ahead": ("red", "ahead"),
+}
+_PROBLEMS: Final = {
+    "changed": "was edited after it was applied (checksum differs)",
+    "missing": "is applied but its file is missing from this code",
+    "ahead": "is applied, not in this code (the database was migrated by a newer codeatlas)",
+}
+
+
 async def migrate(args: argparse.Namespace) -> int:
+    check_target(load_migrations(), args.to, field="--to")
     target = await resolve_target(args)
 
     def report(migration: Migration, elapsed_ms: float) -> None:
@@ -22,13 +39,17 @@ async def migrate(args: argparse.Namespace) -> int:
 
     migrator = Migrator(target.dsn, settings=target.settings, on_applied=report)
     result = await migrator.apply(to=args.to)
+    for version in result.resumed:
+        out.print(f"  {version}: completed what an interrupted run had built")
+    pending = sum(not s.applied for s in await migrator.status())
+    left = f"; {pending} pending after --to {args.to}" if pending else ""
     if result.applied:
         out.print(
             f"[green]migrated[/] {where(target)}: {len(result.applied)} applied "
-            f"in {result.elapsed_ms:.0f} ms"
+            f"in {result.elapsed_ms:.0f} ms{left}"
         )
     else:
-        out.print(f"[green]up to date[/] {where(target)}")
+        out.print(f"[green]up to date[/] {where(target)}{left}")
     return 0
 
 
@@ -36,29 +57,40 @@ async def status(args: argparse.Namespace) -> int:
     target = await resolve_target(args)
     statuses = await Migrator(target.dsn, settings=target.settings).status()
     out.print(f"migrations on {where(target)}")
-    table = Table()
-    for column in ("status", "version", "name", "applied at (UTC)", "duration"):
-        table.add_column(column, justify="right" if column == "duration" else "left")
-    styles = {"applied": "green", "pending": "yellow", "changed": "red", "missing": "red"}
+    wide = out.width >= NARROW
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("state", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=12)
+    table.add_column("applied (UTC)", no_wrap=True)
+    if wide:
+        table.add_column("took", justify="right", no_wrap=True)
+    when = "%Y-%m-%d %H:%M:%S" if wide else "%Y-%m-%d %H:%M"
     for status in statuses:
-        table.add_row(
-            f"[{styles[status.state]}]{status.state}[/]",
+        style, label = _STATES[status.state]
+        row = [
+            f"[{style}]{label}[/]",
             str(status.version),
             status.name,
-            status.applied_at.strftime("%Y-%m-%d %H:%M:%S") if status.applied_at else "",
-            f"{status.execution_ms:.1f} ms" if status.execution_ms is not None else "",
-        )
+            status.applied_at.strftime(when) if status.applied_at else "",
+        ]
+        if wide:
+            row.append(f"{status.execution_ms:.1f} ms" if status.execution_ms is not None else "")
+        table.add_row(*row)
     out.print(table)
-    problems = [s for s in statuses if s.state in {"changed", "missing"}]
+    counts = {state: sum(s.state == state for s in statuses) for state in _STATES}
+    out.print(", ".join(f"{n} {state}" for state, n in counts.items() if n))
+    problems = [s for s in statuses if s.state in _PROBLEMS]
     for problem in problems:
         err.print(
-            f"[red]migration {problem.version}_{problem.name} is {problem.state}[/]"
+            f"[red]migration {problem.version}_{problem.name} {_PROBLEMS[problem.state]}[/]"
             " (startup will refuse until fixed)"
         )
     return 1 if problems else 0
 
 
 async def rollback(args: argparse.Namespace) -> int:
+    check_target(load_migrations(), args.to, rollback=True, field="--to")
     target = await resolve_target(args)
     result = await Migrator(target.dsn, settings=target.settings).rollback(
         to=args.to, allow_data_loss=args.allow_data_loss
@@ -105,9 +137,9 @@ async def doctor(args: argparse.Namespace) -> int:
     connection = await open_connection(target.dsn, target.settings)
     try:
         out.print(f"doctor: {where(target)}")
-        facts = Table(show_header=False)
-        facts.add_column("what")
-        facts.add_column("value")
+        facts = Table(show_header=False, box=box.SIMPLE, pad_edge=False, show_edge=False)
+        facts.add_column("what", no_wrap=True)
+        facts.add_column("value", overflow="fold")
         for name in _DOCTOR_SETTINGS:
             facts.add_row(name, str(await connection.fetchval(f"SHOW {name}")))
         vector = await connection.fetchval(
@@ -134,14 +166,11 @@ async def doctor(args: argparse.Namespace) -> int:
         await connection.close()
 
     statuses = await Migrator(target.dsn, settings=target.settings).status()
-    counts = {
-        state: sum(s.state == state for s in statuses)
-        for state in ("applied", "pending", "changed", "missing")
-    }
+    counts = {state: sum(s.state == state for s in statuses) for state in _STATES}
     out.print("ledger: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
     for status in statuses:
-        if status.state in {"changed", "missing"}:
-            problems.append(f"migration {status.version}_{status.name} is {status.state}")
+        if status.state in _PROBLEMS:
+            problems.append(f"migration {status.version}_{status.name} {_PROBLEMS[status.state]}")
     if counts["pending"]:
         out.print(f"[yellow]{counts['pending']} pending migration(s): run codeatlas migrate[/]")
     for problem in problems:
