@@ -33,6 +33,7 @@ import math
 import tokenize
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from .metrics import FileMetrics, docstring_lines, measure_python_tokens, statements
@@ -46,6 +47,7 @@ __all__ = [
     "analyse_python_with_metrics",
     "decode_python",
     "module_name",
+    "package_prefix",
     "resolve_relative_import",
 ]
 
@@ -175,23 +177,45 @@ class PythonAnalysis:
         return {i.alias: i.target for i in self.imports if i.alias is not None}
 
 
-def module_name(path: str) -> tuple[str | None, bool]:
+def module_name(path: str, prefix: str = "") -> tuple[str | None, bool]:
     """Return (dotted module name, is package) for a relative POSIX *path* to a .py file.
 
     ``a/b/__init__.py`` is package ``a.b``; a leading ``src/`` is dropped; the name is None
-    when a part is not an identifier (such a file cannot be imported).
+    when a part is not an identifier (such a file cannot be imported). *prefix* is the
+    package the tree's root directory itself is (``numpy`` when the root is numpy's
+    directory, see ``package_prefix``): its files are ``numpy.typing`` and so on, so that
+    ``from typing import ...`` inside the package is not taken for ``numpy/typing``.
     """
     parts = path.split("/")
-    if len(parts) > 1 and parts[0] == "src":
+    if len(parts) > 1 and parts[0] == "src" and not prefix:
         parts = parts[1:]
     stem, dot, suffix = parts[-1].rpartition(".")
     if not dot or suffix not in ("py", "pyi", "pyw"):
         return None, False
     is_package = stem == "__init__"
     parts = parts[:-1] if is_package else [*parts[:-1], stem]
+    if prefix:
+        parts = [*prefix.split("."), *parts]
     if not parts or not all(p.isidentifier() for p in parts):
         return None, is_package
     return ".".join(parts), is_package
+
+
+def package_prefix(root: Path) -> str:
+    """Return the dotted package the directory *root* is, or "" when it is no package.
+
+    A directory with an ``__init__.py`` is a package named after it, nested in its parent
+    when that is one too (``.../numpy/_core`` is ``numpy._core``); Python only imports its
+    files by that full name.
+    """
+    names: list[str] = []
+    directory = Path(root).resolve()
+    while (directory / "__init__.py").is_file() and directory.name.isidentifier():
+        names.append(directory.name)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    return ".".join(reversed(names))
 
 
 def resolve_relative_import(

@@ -22,6 +22,7 @@ from typing import Final
 from .chunks import DEFAULT_MAX_CHARS, Chunk, chunk_lines, chunk_python
 from .metrics import FileMetrics, detect_language, measure
 from .python import PythonAnalysis, analyse_python_with_metrics, decode_python, module_name
+from .text import storable
 
 __all__ = [
     "DEFAULT_EXCLUDE_DIRS",
@@ -83,6 +84,11 @@ class FileAnalysis:
     python: PythonAnalysis | None = None
     chunks: tuple[Chunk, ...] = ()
     error: str | None = None
+    #: The text analysed (decoded, NUL and lone surrogates replaced), None for binary or
+    #: unreadable files.
+    text: str | None = field(default=None, repr=False)
+    #: What was changed to make the text storable ("3 NUL characters replaced ...").
+    notes: tuple[str, ...] = ()
 
 
 def scan_tree(
@@ -147,11 +153,16 @@ def scan_tree(
         stack.extend(reversed(subdirs))
 
 
-def analyse_file(source: SourceFile, *, max_chars: int = DEFAULT_MAX_CHARS) -> FileAnalysis:
+def analyse_file(
+    source: SourceFile, *, max_chars: int = DEFAULT_MAX_CHARS, module_prefix: str = ""
+) -> FileAnalysis:
     """Return metrics, Python analysis (for Python files) and chunks of one file.
 
     Never raises for the file's content: unreadable files set ``error``, broken Python sets
-    ``python.parse_error``, binary files (a NUL byte near the start) get no chunks.
+    ``python.parse_error``, binary files (a NUL byte near the start) get no chunks. The text
+    is made storable first (undecodable bytes, NUL characters and lone surrogates become
+    U+FFFD, each change said in ``notes``). *module_prefix* is the package the tree's root
+    is (see ``package_prefix``).
     """
     language = detect_language(source.path)
     try:
@@ -163,14 +174,34 @@ def analyse_file(source: SourceFile, *, max_chars: int = DEFAULT_MAX_CHARS) -> F
     if b"\0" in data[:_BINARY_PROBE]:
         metrics = FileMetrics(language, len(data), 0, 0, 0, 0)
         return FileAnalysis(source.path, language, len(data), digest, metrics, binary=True)
+    notes: list[str] = []
+    if language == "python":
+        text, decode_error = decode_python(data)
+    else:
+        try:
+            text, decode_error = data.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            text, decode_error = data.decode("utf-8", "replace"), f"decode error: {exc}"
+    if decode_error is not None:
+        notes.append(f"undecodable bytes replaced with U+FFFD ({decode_error})")
+    text, replaced = storable(text)
+    if replaced:
+        notes.append(f"{replaced} NUL or lone surrogate characters replaced with U+FFFD")
     if language != "python":
-        text = data.decode("utf-8", "replace")
         metrics = measure(text, language, size_bytes=len(data))
         chunks = tuple(chunk_lines(text, max_chars=max_chars))
-        return FileAnalysis(source.path, language, len(data), digest, metrics, chunks=chunks)
+        return FileAnalysis(
+            source.path,
+            language,
+            len(data),
+            digest,
+            metrics,
+            chunks=chunks,
+            text=text,
+            notes=tuple(notes),
+        )
 
-    module, is_package = module_name(source.path)
-    text, decode_error = decode_python(data)
+    module, is_package = module_name(source.path, module_prefix)
     if decode_error is not None:
         python = PythonAnalysis(module=module, parse_error=decode_error, is_package=is_package)
         metrics = measure(text, language, size_bytes=len(data))
@@ -180,7 +211,15 @@ def analyse_file(source: SourceFile, *, max_chars: int = DEFAULT_MAX_CHARS) -> F
         )
     chunks = tuple(chunk_python(text, python.symbols, max_chars=max_chars))
     return FileAnalysis(
-        source.path, language, len(data), digest, metrics, python=python, chunks=chunks
+        source.path,
+        language,
+        len(data),
+        digest,
+        metrics,
+        python=python,
+        chunks=chunks,
+        text=text,
+        notes=tuple(notes),
     )
 
 

@@ -1,16 +1,67 @@
-"""``codeatlas demo``: index a tree (default: the standard library) and answer questions."""
+"""``codeatlas demo``: index a tree (default: the standard library) and answer questions.
+
+A thin presenter: the indexing is ``codeatlas.indexer.Indexer``; the answers are two
+similarity searches per question (files by their 1536-d summary, functions by their 768-d
+symbol embedding) and the import graph's most central modules by PageRank.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-from ..analysis import DEFAULT_EXCLUDE_DIRS
-from ..atlas import connect
-from ..demo import DEFAULT_QUERIES, STDLIB_TEST_DIRS, run_demo, stdlib_path
-from ._console import out, resolve_target
+from rich.console import Console
+from rich.table import Table
 
-__all__ = ["demo"]
+from ..atlas import Atlas, connect
+from ..embedding import HashingEmbedder
+from ..indexer import DEFAULT_EXCLUDE_DIRS, Indexer, stdlib_path
+from ._console import out, resolve_target, shorten_path
+from .index_tree import print_report, progress_view, storage_lines
+
+__all__ = [
+    "DEFAULT_QUERIES",
+    "STDLIB_TEST_DIRS",
+    "Answer",
+    "CentralModule",
+    "answer",
+    "central_modules",
+    "demo",
+]
+
+#: Questions answered when the caller gives none.
+DEFAULT_QUERIES: Final = (
+    "parse command line arguments",
+    "read and write zip archives",
+    "send an email over smtp",
+)
+#: Directories of the standard library's own test suites and IDE, left out of the default
+#: demo run (they double its size; ``codeatlas demo --include-tests`` takes them).
+STDLIB_TEST_DIRS: Final = ("test", "tests", "idlelib")
+_MODULE_KINDS: Final = ("module", "package")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Top files (path, similarity) and functions (name, path:line, similarity) for a query."""
+
+    query: str
+    files: list[tuple[str, float]]
+    functions: list[tuple[str, str, float]]
+    files_ms: float
+    functions_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class CentralModule:
+    """A module with its PageRank in the import graph."""
+
+    module: str
+    path: str
+    score: float
 
 
 async def demo(args: argparse.Namespace) -> int:
@@ -21,13 +72,120 @@ async def demo(args: argparse.Namespace) -> int:
         exclude += STDLIB_TEST_DIRS
     # the first command a new user runs: migrate like connect() does by default
     async with connect(target.dsn, settings=target.settings) as atlas:
-        await run_demo(
-            atlas,
-            root,
-            codebase_id=args.codebase_id,
-            queries=args.query or DEFAULT_QUERIES,
-            console=out,
-            workers=args.workers,
-            exclude_dirs=exclude,
-        )
+        out.print(f"codeatlas demo: indexing {root}", markup=False, overflow="fold")
+        with progress_view(out) as on_progress:
+            indexer = Indexer(
+                atlas, workers=args.workers, exclude_dirs=exclude, on_progress=on_progress
+            )
+            report = await indexer.index(root, codebase_id=args.codebase_id)
+        started = time.perf_counter()
+        answers = [
+            await answer(atlas, report.codebase_id, q) for q in args.query or DEFAULT_QUERIES
+        ]
+        central = await central_modules(atlas, report.codebase_id, 10)
+        queries_seconds = time.perf_counter() - started
+        for item in answers:
+            print_answer(out, item)
+        print_central(out, central)
+        print_report(out, report)
+        out.print(f"questions answered in {queries_seconds:.2f} s", markup=False)
+        for line in storage_lines(target):
+            out.print(line, markup=False, overflow="fold")
     return 0
+
+
+async def answer(atlas: Atlas, codebase_id: str, query: str) -> Answer:
+    """Return the files and functions of *codebase_id* most similar to *query*."""
+    large = (await HashingEmbedder(1536).embed([query]))[0]
+    small = (await HashingEmbedder(768).embed([query]))[0]
+    started = time.perf_counter()
+    files = await atlas.codebases.search_similar(large, 5, where={"codebase_id": codebase_id})
+    files_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    functions = await atlas.code.locations.search_similar(
+        small, 5, where={"project": codebase_id, "symbol_type": ["function", "method"]}
+    )
+    functions_ms = (time.perf_counter() - started) * 1000
+    return Answer(
+        query,
+        [(m.item.path, m.similarity) for m in files],
+        [
+            (
+                str((m.item.metadata or {}).get("qualname", m.item.symbol_name)),
+                f"{m.item.file_path}:{m.item.line_start}",
+                m.similarity,
+            )
+            for m in functions
+        ],
+        files_ms,
+        functions_ms,
+    )
+
+
+async def central_modules(atlas: Atlas, codebase_id: str, top: int) -> list[CentralModule]:
+    """Return the *top* modules of the import graph by PageRank."""
+    nodes = []
+    cursor: str | None = None
+    while True:
+        page = await atlas.graph.list(
+            {"codebase_id": codebase_id, "node_type": list(_MODULE_KINDS)},
+            limit=10_000,
+            cursor=cursor,
+        )
+        nodes.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    ranked = sorted(
+        (
+            CentralModule(n.node_id, n.file_path, float((n.metadata or {}).get("pagerank", 0)))
+            for n in nodes
+        ),
+        key=lambda m: (-m.score, m.module),
+    )
+    return ranked[:top]
+
+
+def _width(console: Console) -> int:
+    return min(console.width or 80, 100)
+
+
+def print_answer(console: Console, item: Answer) -> None:
+    """Print one question's files and functions, each table within the console's width."""
+    width = _width(console)
+    files = Table(title=item.query, title_justify="left", width=width)
+    files.add_column(f"top files ({item.files_ms:.1f} ms)", no_wrap=True, overflow="ellipsis")
+    files.add_column("sim", justify="right", width=5)
+    for path, similarity in item.files:
+        files.add_row(shorten_path(path, width - 14), f"{similarity:.3f}")
+    console.print(files)
+    functions = Table(width=width)
+    functions.add_column(f"top functions ({item.functions_ms:.1f} ms)", no_wrap=True)
+    functions.add_column("where", no_wrap=True)
+    functions.add_column("sim", justify="right", width=5)
+    room = width - 18
+    for name, where, similarity in item.functions:
+        shown = name if len(name) <= room // 2 else "…" + name[-(room // 2 - 1) :]
+        functions.add_row(shown, shorten_path(where, room - len(shown)), f"{similarity:.3f}")
+    console.print(functions)
+
+
+def print_central(console: Console, modules: list[CentralModule]) -> None:
+    """Print the most central modules (PageRank of the import graph)."""
+    if not modules:
+        return
+    width = _width(console)
+    table = Table(title="most central modules (PageRank, import graph)", width=width)
+    table.add_column("#", justify="right", width=3)
+    table.add_column("module", no_wrap=True, overflow="ellipsis")
+    table.add_column("file", no_wrap=True)
+    table.add_column("PageRank", justify="right", width=9)
+    room = (width - 26) // 2
+    for rank, module in enumerate(modules, 1):
+        table.add_row(
+            str(rank),
+            module.module,
+            shorten_path(module.path, room),
+            f"{module.score:.5f}",
+        )
+    console.print(table)

@@ -1,0 +1,362 @@
+"""``Indexer``: the stages of an indexing run, in order, sharing one report.
+
+scan -> changes -> parse -> embed -> write -> graph -> snapshot -> maintenance. Each stage is
+a function of its own module with plain inputs and outputs; this module only sequences them,
+times them and reports progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sys
+import sysconfig
+import time
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+from uuid import UUID, uuid4
+
+import numpy as np
+import numpy.typing as npt
+
+from ..analysis.metrics import detect_language
+from ..analysis.python import PythonAnalysis, package_prefix
+from ..analysis.scan import FileAnalysis, SourceFile
+from ..atlas import Atlas
+from ..embedding import Embedder, HashingEmbedder
+from ..errors import InvalidInputError
+from ..models import AnalysisStatus, CodebaseMetadata
+from .changes import Changes, detect_changes
+from .embed import check_embedder, embed_batch
+from .graph import _all, build_graphs, graph_stamp, write_graphs
+from .maintenance import rebuild_indexes, vacuum
+from .parse import parse
+from .report import STAGES, FileNote, IndexReport, Progress, ProgressCallback, SkippedFile
+from .rows import FileRows, analysis_from_row, file_rows
+from .scan import DEFAULT_EXCLUDE_DIRS, DEFAULT_INCLUDE, DEFAULT_MAX_FILE_SIZE, scan
+from .snapshot import take_snapshot
+from .write import Written, remove_files, write_batch
+
+__all__ = ["Indexer", "default_codebase_id", "stdlib_path"]
+
+#: Files per write transaction (and per embedding pass).
+DEFAULT_BATCH_FILES: Final = 100
+
+
+def stdlib_path() -> Path:
+    """Return the directory of the running Python's standard library source."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def default_codebase_id(root: Path) -> str:
+    """Return ``stdlib-3.X`` for the standard library, else a slug of the directory name."""
+    root = Path(root).resolve()
+    if root == stdlib_path().resolve():
+        return f"stdlib-{sys.version_info.major}.{sys.version_info.minor}"
+    slug = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-")
+    return slug or "codebase"
+
+
+def _directory(path: Path) -> Path:
+    resolved = Path(path).resolve()
+    if not resolved.is_dir():
+        raise InvalidInputError(f"not a directory: {path}")
+    return resolved
+
+
+class Indexer:
+    """Index source trees into an atlas, incrementally: only what changed is re-analysed.
+
+    *embedder* (768-d) embeds chunks and symbols, *file_embedder* (1536-d) file summaries;
+    both default to ``HashingEmbedder``. *workers* processes parse (0 or 1: this process).
+    *exclude_dirs* are directory names never entered; files larger than *max_file_size*
+    bytes are skipped. *on_progress* receives a ``Progress`` for every step.
+    """
+
+    def __init__(
+        self,
+        atlas: Atlas,
+        *,
+        embedder: Embedder | None = None,
+        file_embedder: Embedder | None = None,
+        workers: int = 2,
+        exclude_dirs: Collection[str] = DEFAULT_EXCLUDE_DIRS,
+        include: Collection[str] | None = DEFAULT_INCLUDE,
+        max_file_size: int | None = DEFAULT_MAX_FILE_SIZE,
+        follow_symlinks: bool = False,
+        batch_files: int = DEFAULT_BATCH_FILES,
+        maintain_indexes: bool = True,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        if isinstance(exclude_dirs, str) or isinstance(include, str):
+            raise InvalidInputError("exclude_dirs and include take collections, not one string")
+        if batch_files < 1:
+            raise InvalidInputError(f"batch_files must be positive, got {batch_files!r}")
+        self.atlas = atlas
+        self.embedder = embedder if embedder is not None else HashingEmbedder(768)
+        self.file_embedder = file_embedder if file_embedder is not None else HashingEmbedder(1536)
+        check_embedder(self.embedder, 768, "embedder")
+        check_embedder(self.file_embedder, 1536, "file_embedder")
+        self.workers = max(0, int(workers))
+        self.exclude_dirs = tuple(exclude_dirs)
+        self.include = None if include is None else tuple(include)
+        self.max_file_size = max_file_size
+        self.follow_symlinks = follow_symlinks
+        self.batch_files = batch_files
+        self.maintain_indexes = maintain_indexes
+        self.on_progress = on_progress
+
+    async def index(self, path: Path | str, *, codebase_id: str | None = None) -> IndexReport:
+        """Index the tree at *path* as *codebase_id* (default: derived from the path)."""
+        root = await asyncio.to_thread(_directory, Path(path))
+        run = _Run(self, root, codebase_id or default_codebase_id(root))
+        return await run.execute()
+
+
+class _Run:
+    """One ``Indexer.index`` call: the stages, in order, and what they found."""
+
+    def __init__(self, indexer: Indexer, root: Path, codebase_id: str) -> None:
+        self.indexer = indexer
+        self.atlas = indexer.atlas
+        self.root = root
+        self.codebase_id = codebase_id
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self.done = Written()
+
+    def emit(self, stage: str, done: int, total: int | None, detail: str | None = None) -> None:
+        if self.indexer.on_progress is not None:
+            self.indexer.on_progress(Progress(stage, done, total, detail))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    async def execute(self) -> IndexReport:
+        started = time.perf_counter()
+        atlas, cid, ix = self.atlas, self.codebase_id, self.indexer
+        with self.stage("scan"):
+            self.emit("scan", 0, None)
+            found = await asyncio.to_thread(
+                scan,
+                self.root,
+                include=ix.include,
+                exclude_dirs=ix.exclude_dirs,
+                max_file_size=ix.max_file_size,
+                follow_symlinks=ix.follow_symlinks,
+            )
+            prefix = await asyncio.to_thread(package_prefix, self.root)
+            self.emit("scan", len(found.files), len(found.files))
+        languages = Counter(detect_language(f.path) or "unknown" for f in found.files)
+        await atlas.codebases.register(
+            cid,
+            str(self.root),
+            self.root.name or str(self.root),
+            description="indexed by codeatlas",
+            language=languages.most_common(1)[0][0] if found.files else None,
+        )
+        self.done.written["codebase_registry"] += 1
+        await atlas.codebases.set_status(cid, AnalysisStatus.ANALYZING)
+        try:
+            report = await self._index(found.files, found.skipped, prefix, languages)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the database may be what failed
+                await atlas.codebases.set_status(cid, AnalysisStatus.FAILED)
+            raise
+        return IndexReport(
+            **report, seconds=dict(self.seconds), total_seconds=time.perf_counter() - started
+        )
+
+    async def _index(
+        self,
+        files: Sequence[SourceFile],
+        scan_skipped: Sequence[SkippedFile],
+        prefix: str,
+        languages: Counter[str],
+    ) -> dict[str, Any]:
+        atlas, cid, ix = self.atlas, self.codebase_id, self.indexer
+        with self.stage("changes"):
+            self.emit("changes", 0, len(files))
+            stamps = await atlas.codebases.file_stamps(cid)
+            stored = await atlas.code.inventory(cid)
+            state = await atlas.codebases.index_state(cid) or {}
+            stored_prefix = state.get("module_prefix", "")
+            changes: Changes = await asyncio.to_thread(
+                detect_changes, files, stamps, stored, reindex_python=stored_prefix != prefix
+            )
+            self.emit("changes", len(files), len(files))
+
+        with self.stage("parse"):
+            self.emit("parse", 0, len(changes.changed))
+            parsed = await parse(
+                changes.changed,
+                module_prefix=prefix,
+                workers=ix.workers,
+                on_progress=lambda n: self.emit("parse", n, len(changes.changed)),
+            )
+        known = set(stamps) | set(stored)
+        removed = sorted({*changes.removed, *(s.path for s in parsed.skipped if s.path in known)})
+        with self.stage("write"):
+            keep = sorted(set(stamps) - set(removed))
+            self.done.add(await remove_files(atlas, cid, removed, keep=keep))
+
+        fresh = await self._write_files(changes.changed, parsed.analyses, stored)
+        graph_rebuilt, cycles = await self._graph(prefix, state, fresh, parsed.analyses)
+
+        await atlas.codebases.set_status(cid, AnalysisStatus.COMPLETED)
+        skipped = (*scan_skipped, *parsed.skipped, *self.done.skipped)
+        indexed = len(self.done.paths)
+        with self.stage("snapshot"):
+            self.emit("snapshot", 0, 1)
+            snapshot_id = await take_snapshot(
+                atlas,
+                cid,
+                languages=languages,
+                metadata={
+                    "root": str(self.root),
+                    "files_indexed": indexed,
+                    "files_unchanged": len(changes.unchanged),
+                    "files_skipped": len(skipped),
+                    "files_removed": len(removed),
+                    "graph_rebuilt": graph_rebuilt,
+                },
+            )
+            self.done.written["codebase_snapshots"] += 1
+            self.emit("snapshot", 1, 1)
+        rebuilt: list[str] = []
+        if ix.maintain_indexes:
+            with self.stage("maintenance"):
+                changed = self.done.written + self.done.deleted
+                for table in await vacuum(atlas, changed):
+                    self.emit("maintenance", 1, 1, f"vacuum {table}")
+                rebuilt = await rebuild_indexes(
+                    atlas,
+                    self.done.written,
+                    lambda table, done, total: self.emit("maintenance", done, total, table),
+                )
+        written_paths = set(self.done.paths)
+        analyses = [a for a in parsed.analyses if a.path in written_paths]
+        return {
+            "codebase_id": cid,
+            "root": str(self.root),
+            "module_prefix": prefix,
+            "files_scanned": len(files) + len(scan_skipped),
+            "files_indexed": indexed,
+            "files_unchanged": len(changes.unchanged),
+            "files_removed": len(removed),
+            "skipped": tuple(sorted(skipped, key=lambda s: s.path)),
+            "sanitised": tuple(sorted(self.done.notes, key=lambda n: n.path)),
+            "parse_errors": tuple(
+                FileNote(a.path, a.python.parse_error)
+                for a in analyses
+                if a.python is not None and a.python.parse_error
+            ),
+            "rows_written": dict(sorted(self.done.written.items())),
+            "rows_deleted": dict(sorted(self.done.deleted.items())),
+            "rows_stored": await self._stored_counts(),
+            "cycle_edges_skipped": cycles,
+            "graph_rebuilt": graph_rebuilt,
+            "indexes_rebuilt": tuple(rebuilt),
+            "snapshot_id": snapshot_id,
+        }
+
+    async def _write_files(
+        self,
+        changed: Sequence[SourceFile],
+        analyses: Sequence[FileAnalysis],
+        stored: dict[str, Any],
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Embed and write *analyses* batch by batch; return path -> summary of those written."""
+        atlas, cid, ix = self.atlas, self.codebase_id, self.indexer
+        sources = {f.path: f for f in changed}
+        summaries: dict[str, npt.NDArray[np.float32]] = {}
+        total = len(analyses)
+        self.emit("write", 0, total, "files")
+        for start in range(0, total, ix.batch_files):
+            batch = analyses[start : start + ix.batch_files]
+            with self.stage("embed"):
+                vectors = await embed_batch(batch, small=ix.embedder, large=ix.file_embedder)
+            with self.stage("write"):
+                rows: list[FileRows] = []
+                for i, a in enumerate(batch):
+                    file_id: UUID = stored[a.path].id if a.path in stored else uuid4()
+                    rows.append(
+                        file_rows(
+                            cid,
+                            str(self.root),
+                            sources[a.path],
+                            a,
+                            file_id,
+                            vectors.summaries[i],
+                            vectors.chunks[i],
+                            vectors.symbols[i],
+                        )
+                    )
+                done = await write_batch(atlas, cid, rows, set(stored))
+                self.done.add(done)
+                stored_now = set(done.paths)
+                for i, a in enumerate(batch):
+                    if a.path in stored_now:
+                        summaries[a.path] = vectors.summaries[i]
+            self.emit("write", min(start + ix.batch_files, total), total, "files")
+        return summaries
+
+    async def _graph(
+        self,
+        prefix: str,
+        state: dict[str, Any],
+        fresh: dict[str, npt.NDArray[np.float32]],
+        analyses: Sequence[FileAnalysis],
+    ) -> tuple[bool, dict[str, int]]:
+        """Rebuild the graph unless its stamp says it was built from the files as they are."""
+        atlas, cid = self.atlas, self.codebase_id
+        with self.stage("graph"):
+            stamps = await atlas.codebases.file_stamps(cid)
+            digest = graph_stamp(stamps, prefix)
+            if state.get("graph") == digest and state.get("module_prefix") == prefix:
+                return False, {}
+            self.emit("graph", 0, None, "build")
+            python: dict[str, PythonAnalysis] = {
+                a.path: a.python for a in analyses if a.path in fresh and a.python is not None
+            }
+            wanted = {p for p in stamps if detect_language(p) == "python"} - set(python)
+            if wanted:
+                rows: list[CodebaseMetadata] = await _all(
+                    atlas.codebases, {"codebase_id": cid, "language": "python"}
+                )
+                for row in rows:
+                    if row.path in wanted:
+                        python[row.path] = analysis_from_row(row, prefix)
+            graphs = await asyncio.to_thread(build_graphs, python)
+            self.emit("graph", 0, None, "write")
+            done, cycles = await write_graphs(
+                atlas,
+                cid,
+                graphs,
+                fresh=fresh,
+                state={**state, "module_prefix": prefix, "graph": digest},
+            )
+            self.done.add(done)
+            self.emit("graph", 1, 1, "write")
+        return True, cycles
+
+    async def _stored_counts(self) -> dict[str, int]:
+        atlas, cid = self.atlas, self.codebase_id
+        files = await atlas.code.inventory(cid)
+        return {
+            "code_embeddings": sum(f.chunks for f in files.values()),
+            "code_files": len(files),
+            "code_locations": await atlas.code.locations.count({"project": cid}),
+            "codebase_metadata": await atlas.codebases.count({"codebase_id": cid}),
+            "codebase_snapshots": await atlas.snapshots.count({"codebase_id": cid}),
+            "graph_edges": await atlas.graph.edges.count({"codebase_id": cid}),
+            "graph_nodes": await atlas.graph.count({"codebase_id": cid}),
+        }
