@@ -22,12 +22,8 @@ from codeatlas.errors import (
     NotFoundError,
 )
 from codeatlas.models import CodebaseMetadataCreate, GraphEdgeCreate, GraphNodeCreate
-from codeatlas.repositories.graph import (
-    EdgeWriteResult,
-    _AcyclicGraph,
-    _CycleGuard,
-    _strong_components,
-)
+from codeatlas.analysis.dag import AcyclicGraph, CycleGuard, strong_components
+from codeatlas.repositories.graph import EdgeWriteResult
 
 CB = "cb-graph"
 
@@ -280,10 +276,10 @@ def test_cycle_checks_agree_with_brute_force_under_removals(seed: int, guarded: 
         ("remove", "", "") if rng.random() < 0.25 else ("add", rng.choice(names), rng.choice(names))
         for _ in range(300 if seed % 2 else 60)
     ]
-    graph: _AcyclicGraph | _CycleGuard = (
-        _CycleGuard(existing, [(a, b) for kind, a, b in ops if kind == "add"])
+    graph: AcyclicGraph | CycleGuard = (
+        CycleGuard(existing, [(a, b) for kind, a, b in ops if kind == "add"])
         if guarded
-        else _AcyclicGraph(existing)
+        else AcyclicGraph(existing)
     )
     edges = list(existing)
     for kind, a, b in ops:
@@ -301,13 +297,13 @@ def test_cycle_checks_agree_with_brute_force_under_removals(seed: int, guarded: 
 
 
 def test_strong_components() -> None:
-    component = _strong_components(
+    component = strong_components(
         [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e"), ("e", "d"), ("f", "f")]
     )
     assert component["a"] == component["b"] == component["c"]
     assert component["d"] == component["e"] != component["a"]
     assert len({component["f"], component["a"], component["d"]}) == 3
-    assert _strong_components([]) == {}
+    assert strong_components([]) == {}
 
 
 async def test_concurrent_writers_cannot_close_a_cycle_together(atlas: codeatlas.Atlas) -> None:

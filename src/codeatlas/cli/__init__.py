@@ -90,6 +90,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete the directory (refused while a server or process uses it)",
     )
+    tree = command("index-tree", "index a source tree into the atlas (incrementally)")
+    tree.add_argument("path", help="directory to index")
+    tree.add_argument("--codebase-id", help="registry id (default: derived from the path)")
+    tree.add_argument("--workers", type=int, default=2, help="parser processes (default: 2)")
+    tree.add_argument(
+        "--exclude", action="append", metavar="DIR", help="a directory name to skip (repeatable)"
+    )
+    tree.add_argument(
+        "--max-file-size",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="BYTES",
+        help="skip larger files (default: 4 MiB)",
+    )
     demo = command("demo", "index a source tree (default: the standard library) and query it")
     demo.add_argument(
         "path", nargs="?", help="directory to index (default: this Python's standard library)"
@@ -119,6 +133,7 @@ _COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "index": ("indexes", "index"),
     "data": ("data", "data"),
     "demo": ("demo", "demo"),
+    "index-tree": ("index_tree", "index_tree"),
 }
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final
 from uuid import UUID
 
 from .._db import Executor
@@ -22,11 +23,13 @@ from ..models import (
 )
 from ..search import SearchableRepository
 from ._base import Repository
+from ._maintenance import Vacuumable
 
 __all__ = [
     "CodeEmbeddingsRepository",
     "CodeLocationsRepository",
     "CodeRepository",
+    "StoredCodeFile",
 ]
 
 
@@ -55,8 +58,38 @@ SELECT id, project, file_path, line_start, line_end, column_start, column_end, s
  ORDER BY file_path, line_start, column_start NULLS FIRST, id"""
 
 
+# One row per file of a project, without its content, with the rows that belong to it
+# counted (an indexer compares these with what it wrote to tell a complete file).
+_INVENTORY: Final = """
+SELECT f.file_path, f.id, f.hash, f.metadata,
+       coalesce(e.chunks, 0) AS chunks, coalesce(l.locations, 0) AS locations
+  FROM code_files f
+  LEFT JOIN (SELECT code_file_id, count(*) AS chunks
+               FROM code_embeddings
+              WHERE code_file_id IN (SELECT id FROM code_files WHERE project_name = $1)
+              GROUP BY code_file_id) e ON e.code_file_id = f.id
+  LEFT JOIN (SELECT file_path, count(*) AS locations
+               FROM code_locations
+              WHERE project = $1
+              GROUP BY file_path) l ON l.file_path = f.file_path
+ WHERE f.project_name = $1"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCodeFile:
+    """A code_files row without its content, and how many chunks and locations it has."""
+
+    file_path: str
+    id: UUID
+    hash: str | None
+    metadata: dict[str, Any]
+    chunks: int
+    locations: int
+
+
 class CodeEmbeddingsRepository(
-    SearchableRepository[CodeEmbedding, CodeEmbeddingCreate, CodeEmbeddingUpdate]
+    Vacuumable,
+    SearchableRepository[CodeEmbedding, CodeEmbeddingCreate, CodeEmbeddingUpdate],
 ):
     """``atlas.code.embeddings``: a file's chunks with their embeddings."""
 
@@ -66,7 +99,8 @@ class CodeEmbeddingsRepository(
 
 
 class CodeLocationsRepository(
-    SearchableRepository[CodeLocation, CodeLocationCreate, CodeLocationUpdate]
+    Vacuumable,
+    SearchableRepository[CodeLocation, CodeLocationCreate, CodeLocationUpdate],
 ):
     """``atlas.code.locations``: symbol locations (functions, classes, ...) per file."""
 
@@ -106,7 +140,7 @@ class CodeLocationsRepository(
         return self._rows(records)
 
 
-class CodeRepository(Repository[CodeFile, CodeFileCreate, CodeFileUpdate]):
+class CodeRepository(Vacuumable, Repository[CodeFile, CodeFileCreate, CodeFileUpdate]):
     """``atlas.code``: source files keyed by (project_name, file_path), with their chunks
     (``.embeddings``) and symbol locations (``.locations``)."""
 
@@ -145,3 +179,13 @@ class CodeRepository(Repository[CodeFile, CodeFileCreate, CodeFileUpdate]):
     async def chunks_of(self, code_file_id: UUID) -> builtins.list[CodeEmbedding]:
         """Return the chunks of file *code_file_id* (with embeddings) in chunk_index order."""
         return self.embeddings._rows(await self._executor.fetch(_CHUNKS_OF, code_file_id))
+
+    async def inventory(self, project: str) -> dict[str, StoredCodeFile]:
+        """Return file path -> its row (without content) and row counts, for *project*."""
+        records = await self._executor.fetch(_INVENTORY, project)
+        return {
+            r["file_path"]: StoredCodeFile(
+                r["file_path"], r["id"], r["hash"], r["metadata"] or {}, r["chunks"], r["locations"]
+            )
+            for r in records
+        }

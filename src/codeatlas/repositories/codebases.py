@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 from .._db import Executor
@@ -18,6 +18,7 @@ from ..models import (
 )
 from ..search import SearchableRepository
 from ._base import Repository
+from ._maintenance import Vacuumable
 
 __all__ = ["CodebaseRegistryRepository", "CodebasesRepository"]
 
@@ -53,6 +54,24 @@ SELECT path, size, last_modified FROM codebase_metadata WHERE codebase_id = $1""
 _REMOVE_MISSING: Final = """
 DELETE FROM codebase_metadata WHERE codebase_id = $1 AND path <> ALL($2::varchar[])"""
 
+# Dependency counts move when other files change; only rows whose counts differ are touched.
+_SET_DEPENDENCY_COUNTS: Final = """
+UPDATE codebase_metadata m
+   SET dependency_count = s.dependencies, dependent_count = s.dependents,
+       updated_at = (now() AT TIME ZONE 'utc')
+  FROM unnest($2::text[], $3::int[], $4::int[]) AS s (path, dependencies, dependents)
+ WHERE m.codebase_id = $1 AND m.path = s.path
+   AND (m.dependency_count, m.dependent_count) IS DISTINCT FROM (s.dependencies, s.dependents)"""
+
+# The indexer's state of a codebase, under one key of the registry row's metadata.
+_INDEX_STATE: Final = """
+SELECT metadata -> 'index' AS state FROM codebase_registry WHERE codebase_id = $1"""
+_SET_INDEX_STATE: Final = """
+UPDATE codebase_registry
+   SET metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('index', $2::jsonb),
+       updated_at = (now() AT TIME ZONE 'utc')
+ WHERE codebase_id = $1"""
+
 #: Statuses that mean an analysis completed; only these move ``last_analyzed``, so a failed
 #: run never makes stale metadata look fresh.
 _ANALYSED: Final = frozenset({AnalysisStatus.COMPLETED})
@@ -72,7 +91,8 @@ class CodebaseRegistryRepository(
 
 
 class CodebasesRepository(
-    SearchableRepository[CodebaseMetadata, CodebaseMetadataCreate, CodebaseMetadataUpdate]
+    Vacuumable,
+    SearchableRepository[CodebaseMetadata, CodebaseMetadataCreate, CodebaseMetadataUpdate],
 ):
     """File metadata of every codebase (searchable), with the registry as ``.registry``.
 
@@ -187,3 +207,39 @@ class CodebasesRepository(
             raise InvalidInputError("keep_paths must be a collection of paths, not one string")
         status = await self._executor.execute(_REMOVE_MISSING, codebase_id, list(keep_paths))
         return int(status.split()[-1])
+
+    async def set_dependency_counts(
+        self, codebase_id: str, counts: Mapping[str, tuple[int, int]]
+    ) -> int:
+        """Set (dependency_count, dependent_count) per path; return how many rows changed.
+
+        Rows whose counts already match are not touched; paths without a row are ignored.
+        """
+        paths = sorted(counts)
+        for path in paths:
+            if not all(isinstance(n, int) and n >= 0 for n in counts[path]):
+                raise InvalidInputError(
+                    f"counts[{path!r}] must be two non-negative integers, got {counts[path]!r}"
+                )
+        status = await self._executor.execute(
+            _SET_DEPENDENCY_COUNTS,
+            codebase_id,
+            paths,
+            [counts[p][0] for p in paths],
+            [counts[p][1] for p in paths],
+        )
+        return int(status.split()[-1])
+
+    async def index_state(self, codebase_id: str) -> dict[str, Any] | None:
+        """Return what the indexer recorded for a codebase (``metadata["index"]``), or None."""
+        state = await self._executor.fetchval(_INDEX_STATE, codebase_id)
+        return state if isinstance(state, dict) else None
+
+    async def set_index_state(self, codebase_id: str, state: Mapping[str, Any]) -> None:
+        """Store the indexer's *state* of a registered codebase (in its registry metadata).
+
+        Raises NotFoundError if the codebase is not registered.
+        """
+        status = await self._executor.execute(_SET_INDEX_STATE, codebase_id, dict(state))
+        if status.split()[-1] == "0":
+            raise NotFoundError(f"no codebase registered as {codebase_id!r}")
