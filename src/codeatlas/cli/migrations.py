@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Final
 
 from rich import box
@@ -34,11 +35,19 @@ async def migrate(args: argparse.Namespace) -> int:
     check_target(load_migrations(), args.to, field="--to")
     target = await resolve_target(args)
 
-    def report(migration: Migration, elapsed_ms: float) -> None:
-        out.print(f"  applied {migration.version}_{migration.name} in {elapsed_ms:.1f} ms")
+    # On a terminal a spinner names the running migration (an index build can take
+    # minutes); piped output gets the line after each one.
+    with out.status("", spinner="dots") if out.is_terminal else contextlib.nullcontext() as spinner:
 
-    migrator = Migrator(target.dsn, settings=target.settings, on_applied=report)
-    result = await migrator.apply(to=args.to)
+        def start(migration: Migration) -> None:
+            if spinner is not None:
+                spinner.update(f"applying {migration.version}_{migration.name}")
+
+        def report(migration: Migration, elapsed_ms: float) -> None:
+            out.print(f"  applied {migration.version}_{migration.name} in {elapsed_ms:.1f} ms")
+
+        migrator = Migrator(target.dsn, settings=target.settings, on_applied=report, on_start=start)
+        result = await migrator.apply(to=args.to)
     for version in result.resumed:
         out.print(f"  {version}: completed what an interrupted run had built")
     pending = sum(not s.applied for s in await migrator.status())

@@ -330,7 +330,9 @@ class Migrator:
         source: Traversable | Path | None = None,
         settings: Settings | None = None,
         on_applied: Callable[[Migration, float], Awaitable[None] | None] | None = None,
+        on_start: Callable[[Migration], None] | None = None,
     ) -> None:
+        """*on_start* is called before each migration runs, *on_applied* after (with its ms)."""
         self._dsn = dsn
         self._source = source
         self._settings = settings or Settings()
@@ -340,6 +342,7 @@ class Migrator:
         )
         self._migrations: list[Migration] | None = None
         self._on_applied = on_applied
+        self._on_start = on_start
 
     @property
     def migrations(self) -> list[Migration]:
@@ -407,6 +410,8 @@ class Migrator:
                     applied: list[int] = []
                     resumed: list[int] = []
                     for migration in self._pending(ledger, to):
+                        if self._on_start is not None:
+                            self._on_start(migration)
                         elapsed, was_done = await self._run_up(connection, migration)
                         applied.append(migration.version)
                         if was_done:
