@@ -13,6 +13,9 @@ from codeatlas.filters import Contains, NotNull, Range, compile_where
 from codeatlas.models import AnalysisStatus
 
 ALLOWED = frozenset({"codebase_id", "size", "language", "metadata", "inserted_at"})
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+#: text PostgreSQL can store: no NUL, no lone surrogates
+STORABLE_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)))
 
 
 def test_each_condition_kind_compiles_to_bound_sql() -> None:
@@ -97,10 +100,10 @@ def test_malformed_ranges_are_rejected(build: object) -> None:
     st.dictionaries(
         st.sampled_from(sorted(ALLOWED)),
         st.one_of(
-            st.integers(),
-            st.text(),
-            st.lists(st.integers(), max_size=5),
-            st.builds(Range, ge=st.integers(), lt=st.integers()),
+            INT64,
+            STORABLE_TEXT,
+            st.lists(INT64, max_size=5),
+            st.builds(Range, ge=INT64, lt=INT64),
             st.none(),
         ),
         max_size=5,

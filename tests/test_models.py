@@ -17,6 +17,7 @@ from hypothesis.extra.numpy import arrays
 from pydantic import AwareDatetime, ValidationError
 
 import codeatlas.models as models
+from codeatlas.models._types import MAX_VECTOR_NORM, MIN_VECTOR_NORM
 from codeatlas.errors import InvalidInputError, InvalidVectorError
 from codeatlas.models import (
     AnalysisStatus,
@@ -144,23 +145,39 @@ class TestValidateVector:
         with pytest.raises(InvalidVectorError, match="all zeros"):
             validate_vector([zero] * 768, 768, field="embedding")
 
-    def test_one_tiny_component_is_not_a_zero_vector(self) -> None:
+    def test_a_norm_that_underflows_float32_sums_is_rejected(self) -> None:
+        # not all zeros, but pgvector's float32 sum of squares is 0: every row would score alike
         vector = np.zeros(768, dtype=np.float32)
         vector[767] = np.float32(1e-45)  # smallest float32 subnormal
-        assert validate_vector(vector, 768, field="embedding")[767] > 0
+        with pytest.raises(InvalidVectorError, match="norm"):
+            validate_vector(vector, 768, field="embedding")
+        with pytest.raises(InvalidVectorError, match="norm"):
+            validate_vector([1e-30] * 1536, 1536, field="embedding")
+
+    def test_a_norm_that_overflows_float32_sums_is_rejected(self) -> None:
+        # every value is a finite float32, but the sum of squares is inf: NaN similarities
+        with pytest.raises(InvalidVectorError, match="norm") as info:
+            validate_vector([3e38] * 1536, 1536, field="embedding")
+        assert str(info.value).startswith("embedding: ")
+
+    @pytest.mark.parametrize("scale", [MIN_VECTOR_NORM * 1.01, 1.0, MAX_VECTOR_NORM * 0.99])
+    def test_norms_at_the_ends_of_the_range_are_kept_exactly(self, scale: float) -> None:
+        unit = np.full(768, 1 / np.sqrt(768))
+        out = validate_vector(unit * scale, 768, field="embedding")
+        assert np.array_equal(out, (unit * scale).astype(np.float32))
 
     @settings(max_examples=60, deadline=None)
     @given(
         arrays(
             np.float32,
             768,
-            elements=st.floats(width=32, allow_nan=False, allow_infinity=False),
+            elements=st.floats(width=32, min_value=-(2.0**50), max_value=2.0**50),
         )
     )
     def test_float64_input_of_float32_values_round_trips_bit_exactly(
         self, original: np.ndarray[Any, Any]
     ) -> None:
-        assume(original.any())
+        assume(np.linalg.norm(original.astype(np.float64)) >= MIN_VECTOR_NORM)
         for widened in (original.astype(np.float64), original.tolist()):
             out = validate_vector(widened, 768, field="embedding")
             assert out.dtype == np.float32

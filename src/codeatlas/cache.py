@@ -28,13 +28,17 @@ import numpy as np
 import numpy.typing as npt
 
 from ._db import Executor
+from .errors import InvalidInputError
 from .filters import Contains, NotNull, Range, Where
 from .models import VectorSimilarityCache, VectorSimilarityCacheCreate, VectorSimilarityCacheUpdate
+from .models._types import check_text
 from .repositories._base import Repository
 
 __all__ = ["CachedHit", "SimilarityCache"]
 
 _GLOBAL_SCOPE: Final = "*"
+#: Longest scope: vector_similarity_cache.codebase_id is varchar(255).
+_MAX_SCOPE: Final = 255
 #: Marks a cached search that matched nothing (so that an empty answer is cached too).
 _EMPTY_MARK: Final = "#empty"
 
@@ -116,11 +120,15 @@ class SimilarityCache(
     @staticmethod
     def scope(where: Where | None) -> str:
         """Return the codebase an entry belongs to: the one the search filtered on, or ``*``."""
-        codebase = (where or {}).get("codebase_id")
-        return codebase if isinstance(codebase, str) else _GLOBAL_SCOPE
+        codebase = (where or {}).get("codebase_id") if isinstance(where, Mapping) else None
+        # the column is varchar(255): a longer id (it matches no row) is cached globally
+        if isinstance(codebase, str) and len(codebase) <= _MAX_SCOPE:
+            return codebase
+        return _GLOBAL_SCOPE
 
     async def read(self, scope: str, key: str) -> builtins.list[CachedHit] | None:
         """Return the hits of the unexpired entry *key* in *scope*, best first; None if none."""
+        scope, key = self._entry(scope, key)
         ttl = self._executor.state.similarity_cache_ttl
         rows = await self._executor.fetch(_READ_ENTRY, scope, key, ttl)
         if not rows:
@@ -140,7 +148,8 @@ class SimilarityCache(
         transaction; an empty *hits* is stored too (as a marker row), so "nothing matched"
         is answered from the cache as well.
         """
-        prefix = f"{table}:"
+        scope, key = self._entry(scope, key)
+        prefix = f"{check_text(table, field='table')}:"
         targets = [f"{prefix}{primary_key}" for primary_key, _ in hits]
         scores = [float(similarity) for _, similarity in hits]
         if not hits:
@@ -151,8 +160,20 @@ class SimilarityCache(
             await tx.execute(_DELETE_EXPIRED, scope, ttl)
             await tx.execute(_INSERT_ENTRY, scope, key, targets, scores)
 
+    def _entry(self, scope: object, key: object) -> tuple[str, str]:
+        """Return *scope* and *key* checked as an entry's address (text of the column sizes)."""
+        checked: tuple[str, str] = (
+            self._value("codebase_id", scope),
+            self._value("query_vector_hash", key),
+        )
+        if len(checked[0]) > _MAX_SCOPE or len(checked[1]) > 64:
+            raise InvalidInputError("a cache scope is at most 255 characters, a key at most 64")
+        return checked
+
     async def invalidate(self, codebase_id: str | None = None) -> int:
         """Drop the entries of *codebase_id* (all entries when None); return how many."""
+        if codebase_id is not None:
+            codebase_id = self._value("codebase_id", codebase_id)
         if codebase_id is None:
             status = await self._executor.execute("DELETE FROM vector_similarity_cache")
         else:

@@ -37,15 +37,17 @@ from ._db import Executor
 from ._pool import PackedVector
 from .cache import CachedHit, SimilarityCache
 from .errors import InvalidInputError
-from .filters import Where, compile_where
+from .filters import Where
 from .models._types import validate_vector
-from .repositories._base import CreateT, Repository, RowT, UpdateT
+from .repositories._base import CreateT, Repository, RowT, UpdateT, check_flag
 
-__all__ = ["DEFAULT_PROBES", "MAX_K", "Match", "SearchableRepository"]
+__all__ = ["DEFAULT_PROBES", "MAX_K", "MAX_PROBES", "Match", "SearchableRepository"]
 
 logger = logging.getLogger("codeatlas.search")
 
 MAX_K: Final = 1000
+#: ``ivfflat.probes`` accepts 1..32768 (the server refuses more).
+MAX_PROBES: Final = 32768
 #: Probes used until ``atlas.indexes.tune()`` stores a measured default for the index
 #: (pgvector's advice: sqrt(lists), i.e. 10 for the schema's lists = 100).
 DEFAULT_PROBES: Final = 10
@@ -127,13 +129,22 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             f"ORDER BY {order} LIMIT {limit_param}"
         )
 
-    def _validate(self, embedding: Any, k: int, min_similarity: float | None) -> Any:
+    def _validate(
+        self, embedding: Any, k: int, min_similarity: float | None, **flags: object
+    ) -> Any:
+        """Check one search's arguments (*flags*: its bool options); return the query vector."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be an integer within 1..{MAX_K}, got {k!r}")
+            raise InvalidInputError(f"k must be an integer within 1..{MAX_K}, got {_shown(k)}")
         if min_similarity is not None and not (
-            isinstance(min_similarity, int | float) and -1.0 <= min_similarity <= 1.0
+            isinstance(min_similarity, int | float)
+            and not isinstance(min_similarity, bool)
+            and -1.0 <= min_similarity <= 1.0  # NaN fails this too
         ):
-            raise InvalidInputError(f"min_similarity must be within -1..1, got {min_similarity!r}")
+            raise InvalidInputError(
+                f"min_similarity must be a number within -1..1, got {_shown(min_similarity)}"
+            )
+        for name, value in flags.items():
+            check_flag(value, field=name)
         return validate_vector(embedding, self.dimensions, field="embedding")
 
     async def _probes(self, probes: int | None, exact: bool = False) -> int:
@@ -144,8 +155,14 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         if exact:
             return 0
         if probes is not None:
-            if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-                raise InvalidInputError(f"probes must be a positive integer, got {probes!r}")
+            if (
+                isinstance(probes, bool)
+                or not isinstance(probes, int)
+                or not 1 <= probes <= MAX_PROBES
+            ):
+                raise InvalidInputError(
+                    f"probes must be an integer within 1..{MAX_PROBES}, got {_shown(probes)}"
+                )
             return probes
         state = self._executor.state
         cached = state.probe_defaults.get(self.vector_index)
@@ -165,7 +182,13 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         return {"ivfflat.probes": str(probes)}
 
     def _matches(self, records: Sequence[Any]) -> builtins.list[Match[RowT]]:
-        matches = [Match(self._row(r), 1.0 - float(r["_distance"])) for r in records]
+        # A stored vector of zero or non-finite norm (written around the models) has no
+        # cosine distance (NaN): it is no match, whatever its position.
+        matches = [
+            Match(self._row(r), 1.0 - float(r["_distance"]))
+            for r in records
+            if r["_distance"] is not None and math.isfinite(r["_distance"])
+        ]
         # relaxed_order iterative scans may return neighbours slightly out of order
         matches.sort(key=lambda m: -m.similarity)
         return matches
@@ -182,7 +205,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         """Return the search SQL ($1 query, $2 k, then filter parameters), its parameters, and
         whether anything narrows the result (filters or a similarity floor)."""
         alias = "t." if batched else ""
-        clauses, params = compile_where(where, self.filterable, first_param=3, alias=alias)
+        clauses, params = self._where(where, first_param=3, alias=alias)
         max_distance_param = None
         if min_similarity is not None:
             params.append(1.0 - float(min_similarity))
@@ -225,7 +248,9 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         *probes* overrides the tuned default; *exact* scans every row (ground truth);
         *cache* answers from, and fills, the similarity cache (see ``codeatlas.cache``).
         """
-        vector = self._validate(embedding, k, min_similarity)
+        flags = {"exact": exact, "include_embedding": include_embedding, "cache": cache}
+        vector = self._validate(embedding, k, min_similarity, **flags)
+        self._where(where)  # a bad filter is refused before the probes lookup or the cache
         chosen_probes = await self._probes(probes, exact)
         if cache:
             return await self._search_cached(
@@ -320,11 +345,21 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         include_embedding: bool = False,
     ) -> builtins.list[builtins.list[Match[RowT]]]:
         """Answer several queries in one round trip; result *i* belongs to ``embeddings[i]``."""
-        if not embeddings:
-            return []
+        if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
+            embeddings = builtins.list(embeddings)
+        if isinstance(embeddings, str | bytes | bytearray | np.ndarray) or not isinstance(
+            embeddings, Sequence
+        ):
+            raise InvalidInputError(
+                "embeddings must be a sequence of query vectors (or a 2-D array), "
+                f"got {type(embeddings).__name__}"
+            )
         if len(embeddings) > MAX_K:
             raise InvalidInputError(f"at most {MAX_K} query vectors per batch")
-        vectors = [PackedVector(self._validate(e, k, min_similarity)) for e in embeddings]
+        if not embeddings:
+            return []
+        flags = {"exact": exact, "include_embedding": include_embedding}
+        vectors = [PackedVector(self._validate(e, k, min_similarity, **flags)) for e in embeddings]
         sql, params, _ = self._prepare(
             where, min_similarity, include_embedding, batched=True, exact=exact
         )
@@ -335,6 +370,12 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         for record in records:
             grouped[record["_ordinal"] - 1].append(record)
         return [self._matches(group) for group in grouped]
+
+
+def _shown(value: object) -> str:
+    """Return *value* for an error message: its repr if short, else its type."""
+    text = repr(value) if isinstance(value, int | float | str | None) else ""
+    return text if text and len(text) <= 40 else type(value).__name__
 
 
 def recommended_lists(rows: int) -> int:

@@ -9,24 +9,44 @@ Three kinds of model per table:
 * ``UpdateModel`` - a partial update; only the fields the caller set are written.
 
 Validation failures surface as ``InvalidVectorError`` / ``InvalidInputError`` (never a raw
-pydantic ``ValidationError``), with pydantic's structured list on ``.errors``.
+pydantic ``ValidationError``), with pydantic's structured list on ``.errors``. Write models
+also refuse what PostgreSQL cannot store (see ``_types``): NaN/Infinity in float columns,
+NUL or lone surrogates in text, and JSON that jsonb cannot hold.
+
+``column_types`` derives each column's ``ColumnType`` from these annotations; filters, keys
+and arguments are checked against it, so the models stay the one description of a table.
 """
 
 from __future__ import annotations
 
 import types
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Protocol, Self, Union, cast, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Final,
+    Protocol,
+    Self,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
+import annotated_types
 import numpy as np
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from codeatlas.errors import InvalidInputError, InvalidVectorError
 
 from ._table import TableSpec
-from ._types import _VectorSchema
+from ._types import ColumnKind, ColumnType, _VectorSchema, json_problem, text_problem
 
 __all__ = [
     "CodeAtlasModel",
@@ -35,7 +55,11 @@ __all__ = [
     "RowModel",
     "UpdateModel",
     "WriteModel",
+    "column_types",
 ]
+
+#: pydantic error type of a value PostgreSQL cannot store (ctx: field, problem).
+_UNSTORABLE: Final = "unstorable_value"
 
 
 class RecordLike(Protocol):
@@ -48,8 +72,19 @@ def _input_error(model: type[BaseModel], exc: ValidationError) -> InvalidInputEr
     """Return the codeatlas error for a pydantic ValidationError raised by *model*."""
     # No inputs in the details: a rejected 1536-d vector would flood logs.
     details = exc.errors(include_url=False, include_input=False)
+    for detail in details:
+        # raised by a model validator, so pydantic knows no field: put it where it belongs
+        if detail["type"] == _UNSTORABLE and "ctx" in detail:
+            detail["loc"] = (detail["ctx"]["field"],)
+            detail["msg"] = detail["ctx"]["problem"]
     problems = "; ".join(
-        f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" if detail["loc"] else detail["msg"]
+        (
+            # a JSON path continues the field name: metadata['a']: ...
+            f"{'.'.join(map(str, detail['loc']))}"
+            f"{'' if detail['msg'].startswith('[') else ': '}{detail['msg']}"
+        )
+        if detail["loc"]
+        else detail["msg"]
         for detail in details
     )
     kind = (
@@ -143,6 +178,74 @@ def _parts(annotation: Any) -> Iterator[Any]:
         yield annotation
 
 
+def _is_text(part: Any) -> bool:
+    # enum columns are text: a StrEnum is a str subclass
+    return isinstance(part, type) and issubclass(part, str)
+
+
+def _kind(parts: list[Any]) -> ColumnKind | None:
+    """Return the column kind of a field made of *parts* (see ``_parts``), None if unknown."""
+    if any(isinstance(part, _VectorSchema) for part in parts):
+        return "vector"
+    for part in parts:
+        origin = get_origin(part)
+        if origin is dict:
+            return "json"
+        if origin is list:
+            inner = [q for arg in get_args(part) for q in _parts(arg)]
+            if uuid.UUID in inner:
+                return "uuid[]"
+            if any(_is_text(q) for q in inner):
+                return "text[]"
+            if any(get_origin(q) is dict for q in inner):
+                return "json[]"
+            return "json"  # list[Any]: a jsonb array
+    for kind, wanted in (
+        ("uuid", (uuid.UUID,)),
+        ("bool", (bool,)),
+        ("datetime", (datetime, AwareDatetime)),
+        ("float", (float,)),
+        ("int", (int,)),
+    ):
+        if any(part in wanted for part in parts):
+            return kind  # type: ignore[return-value]
+    if any(_is_text(part) for part in parts):
+        return "text"
+    return None
+
+
+def _field_parts(field: FieldInfo) -> list[Any]:
+    # pydantic moves a top-level Annotated's metadata to field.metadata
+    return [*field.metadata, *_parts(field.annotation)]
+
+
+def _is_int32(parts: list[Any]) -> bool:
+    """Return whether the parts bound an integer to PostgreSQL ``integer`` (``Int32``)."""
+    metadata = [*parts]
+    metadata.extend(m for part in parts if isinstance(part, FieldInfo) for m in part.metadata)
+    return any(isinstance(m, annotated_types.Le) and m.le == 2**31 - 1 for m in metadata)
+
+
+def column_types(
+    row_model: type[RowModel], *write_models: type[BaseModel] | None
+) -> dict[str, ColumnType]:
+    """Return column -> ColumnType of a table: kinds from *row_model*, integer widths from
+    the write models (a field they declare ``Int32`` is an ``integer`` column, else ``bigint``).
+
+    Columns of a kind the models do not make clear are left out (a test keeps it empty).
+    """
+    result: dict[str, ColumnType] = {}
+    for name, kind in row_model.__column_kinds__.items():
+        bits = 64
+        if kind == "int":
+            for model in write_models:
+                field = None if model is None else model.model_fields.get(name)
+                if field is not None and _is_int32(_field_parts(field)):
+                    bits = 32
+        result[name] = ColumnType(kind, bits)
+    return result
+
+
 def _as_utc(value: datetime) -> datetime:
     # The columns are `timestamp without time zone` holding UTC.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
@@ -174,23 +277,29 @@ class RowModel(CodeAtlasModel):
     __vector_columns__: ClassVar[dict[str, int]] = {}
     #: field -> conversion applied by from_record (non-None values only); set per subclass.
     __record_converters__: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    #: field -> column kind, from the annotation (fields of unknown kind are absent).
+    __column_kinds__: ClassVar[dict[str, ColumnKind]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         vectors: dict[str, int] = {}
         converters: dict[str, Callable[[Any], Any]] = {}
+        kinds: dict[str, ColumnKind] = {}
         for name, field in cls.model_fields.items():
-            # pydantic moves a top-level Annotated's metadata to field.metadata
-            parts = [*field.metadata, *_parts(field.annotation)]
+            parts = _field_parts(field)
             dim = next((part.dim for part in parts if isinstance(part, _VectorSchema)), None)
             if dim is not None:
                 vectors[name] = dim
             converter = _record_converter(parts)
             if converter is not None:
                 converters[name] = converter
+            kind = _kind(parts)
+            if kind is not None:
+                kinds[name] = kind
         cls.__vector_columns__ = vectors
         cls.__record_converters__ = converters
+        cls.__column_kinds__ = kinds
         if "__table__" in cls.__dict__:
             # one source: the name is derived from the spec, never set beside it
             raise TypeError(f"{cls.__name__}: declare __table_spec__, not __table__")
@@ -226,15 +335,67 @@ def _db_value(value: Any) -> Any:
     return value
 
 
-class WriteModel(CodeAtlasModel):
-    """What callers send: unknown fields are errors and assignments are validated too."""
+def _unstorable(kind: ColumnKind, value: Any) -> str | None:
+    """Return why *value* of a *kind* field cannot be stored, or None."""
+    if kind == "text":
+        return text_problem(value) if isinstance(value, str) else None
+    if kind == "text[]":
+        for index, item in enumerate(value):
+            problem = text_problem(item) if isinstance(item, str) else None
+            if problem is not None:
+                return f"[{index}] {problem}"
+        return None
+    return json_problem(value)
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+class WriteModel(CodeAtlasModel):
+    """What callers send: unknown fields are errors and assignments are validated too.
+
+    Floats must be finite, and text and JSON storable (see the module docstring).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    #: field -> kind, for the fields whose values need the storable check; set per subclass.
+    __checked_fields__: ClassVar[dict[str, ColumnKind]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        checked: dict[str, ColumnKind] = {}
+        for name, field in cls.model_fields.items():
+            kind = _kind(_field_parts(field))
+            if kind in ("text", "text[]", "json", "json[]"):
+                checked[name] = kind
+        cls.__checked_fields__ = checked
+
+    @model_validator(mode="after")
+    def _check_storable(self) -> Self:
+        values = self.__dict__
+        for name, kind in type(self).__checked_fields__.items():
+            value = values.get(name)
+            if value is None:
+                continue
+            problem = _unstorable(kind, value)
+            if problem is not None:
+                raise PydanticCustomError(
+                    _UNSTORABLE, "{field}: {problem}", {"field": name, "problem": problem}
+                )
+        return self
 
     def __setattr__(self, name: str, value: Any) -> None:
+        missing = object()
+        previous = self.__dict__.get(name, missing)
+        fields_set = set(self.__pydantic_fields_set__)
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
+            # a model validator fails after pydantic stored the value: put the old one back
+            if previous is missing:
+                self.__dict__.pop(name, None)
+            else:
+                self.__dict__[name] = previous
+            self.__pydantic_fields_set__ = fields_set
             raise _input_error(type(self), exc) from exc
 
     def _db_columns(self) -> Iterator[str]:

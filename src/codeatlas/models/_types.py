@@ -1,24 +1,48 @@
-"""Annotated column types shared by every model: vectors, bounded strings and integers.
+"""Annotated column types shared by every model, and the value checks done before SQL.
 
 ``Vector1536`` / ``Vector768`` validate embeddings with numpy (never per element in Python)
 and hold them as contiguous 1-D float32 arrays, the form the asyncpg vector codec binds.
 ``validate_vector`` is the same check for code outside pydantic (search query vectors).
+
+What PostgreSQL cannot store is refused here, once, for models, filters and arguments:
+
+* text: NUL (``\\x00``) and lone surrogates (no UTF-8 form), see ``text_problem``;
+* JSON: NaN/Infinity, values JSON has no form for (sets, bytes, objects), keys that are not
+  strings, containers that contain themselves, nesting deeper than ``MAX_JSON_DEPTH``, more
+  than ``MAX_JSON_NODES`` values, and the text rules in keys and strings, see ``json_problem``;
+* vectors: a Euclidean norm outside ``MIN_VECTOR_NORM..MAX_VECTOR_NORM`` (pgvector sums
+  squares in float32: a larger norm overflows to inf and a smaller one underflows to 0, and
+  either makes cosine distance NaN or meaningless);
+* ``ColumnType.bind``: a filter value, key or argument against its column's type.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import uuid
 from collections.abc import Mapping, Set
-from enum import StrEnum
-from typing import Annotated, Any, Final, TypeAlias, TypeVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
+from typing import Annotated, Any, Final, Literal, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import AfterValidator, Field, GetCoreSchemaHandler, StringConstraints
 from pydantic_core import PydanticCustomError, core_schema
 
-from codeatlas.errors import InvalidVectorError
+from codeatlas.errors import InvalidInputError, InvalidVectorError
 
 __all__ = [
+    "CONTAINER_KINDS",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_NODES",
+    "MAX_VECTOR_NORM",
+    "MIN_VECTOR_NORM",
+    "SCALAR_KINDS",
+    "ColumnKind",
+    "ColumnType",
     "Int32",
     "Int64",
     "NonNull",
@@ -30,11 +54,134 @@ __all__ = [
     "Str500",
     "Vector768",
     "Vector1536",
+    "check_json",
+    "check_text",
+    "json_problem",
+    "text_problem",
     "validate_vector",
 ]
 
 #: Numeric dtype kinds accepted as vector input: signed, unsigned and floating point.
 _NUMERIC_KINDS: Final = frozenset("iuf")
+
+#: Vector norms accepted. pgvector accumulates squares in float32: below 1e-15 the squares
+#: underflow (every row then scores the same), above 1e19 their sum overflows to inf (NaN).
+MIN_VECTOR_NORM: Final = 1e-15
+MAX_VECTOR_NORM: Final = 1e19
+
+#: Deepest JSON nesting accepted (a top-level object is depth 1): far above real documents,
+#: far below Python's recursion limit in the encoder.
+MAX_JSON_DEPTH: Final = 64
+#: Most values in one JSON document; bounds the work of checking shared sub-documents too.
+MAX_JSON_NODES: Final = 1_000_000
+#: Largest integer magnitude in JSON (bits): Python refuses to print ints of more than
+#: 4300 digits (about 14 284 bits).
+_MAX_JSON_INT_BITS: Final = 14_000
+
+_INT32: Final = (-(2**31), 2**31 - 1)
+_INT64: Final = (-(2**63), 2**63 - 1)
+
+_BAD_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Return why PostgreSQL cannot store *value* as text (NUL, lone surrogate), or None."""
+    if value.isascii():
+        index = value.find("\x00")
+        if index < 0:
+            return None
+        return f"contains a NUL character (\\x00) at index {index}, which text cannot hold"
+    found = _BAD_TEXT.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return f"contains a NUL character (\\x00) at index {found.start()}, which text cannot hold"
+    return (
+        f"contains a lone surrogate ({found.group()!r}) at index {found.start()}, "
+        "which has no UTF-8 form"
+    )
+
+
+def check_text(value: object, *, field: str) -> str:
+    """Return *value* if it is text PostgreSQL can store; else raise InvalidInputError."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field}: expected a string, got {type(value).__name__}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidInputError(f"{field}: {problem}")
+    return value
+
+
+def _json_path(path: str, key: object) -> str:
+    return f"{path}[{key!r}]"
+
+
+def json_problem(value: object, root: str = "") -> str | None:
+    """Return why *value* is not a JSON document PostgreSQL's jsonb can store, or None.
+
+    The answer names where, below *root*: ``metadata['a'][2]: nan is not JSON ...``.
+    """
+    nodes = 0
+    # (value, depth, path); ids of the containers on the current path detect self-reference
+    on_path: set[int] = set()
+    stack: list[tuple[object, int, str, bool]] = [(value, 1, "", False)]
+    while stack:
+        item, depth, path, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            continue
+        nodes += 1
+        if nodes > MAX_JSON_NODES:
+            return f"more than {MAX_JSON_NODES} values"
+        where = root + (path if len(path) <= 60 else f"...{path[-50:]}")
+        where = where or "the value"
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                return f"{where}: {problem}"
+            continue
+        if isinstance(item, int):
+            if abs(item).bit_length() > _MAX_JSON_INT_BITS:
+                return f"{where}: integer too large for JSON"
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{where}: {item!r} is not JSON (only finite numbers are)"
+            continue
+        if isinstance(item, Mapping | list | tuple):
+            if id(item) in on_path:
+                return f"{where}: the container contains itself"
+            if depth > MAX_JSON_DEPTH:
+                return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
+            on_path.add(id(item))
+            stack.append((item, depth, path, True))
+            if isinstance(item, Mapping):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        return (
+                            f"{where}: key {key!r} ({type(key).__name__}) is not a string "
+                            "(JSON keys are strings)"
+                        )
+                    problem = text_problem(key)
+                    if problem is not None:
+                        return f"{where}: key {key!r} {problem}"
+                    stack.append((child, depth + 1, _json_path(path, key), False))
+            else:
+                for index, child in enumerate(item):
+                    stack.append((child, depth + 1, _json_path(path, index), False))
+            continue
+        return f"{where}: a {type(item).__name__} has no JSON form"
+    return None
+
+
+def check_json(value: object, *, field: str) -> Any:
+    """Return *value* if it is a JSON document jsonb can store; else raise InvalidInputError."""
+    problem = json_problem(value, field)
+    if problem is not None:
+        raise InvalidInputError(problem)
+    return value
 
 
 class _VectorProblem(ValueError):
@@ -69,6 +216,14 @@ def _coerce_vector(value: object, dim: int) -> npt.NDArray[np.float32]:
         raise _VectorProblem("values must be finite (no NaN or Inf, and within float32 range)")
     if not vector.any():
         raise _VectorProblem("vector is all zeros (cosine distance is undefined)")
+    # float64 here, so the check itself neither overflows nor underflows
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    if not MIN_VECTOR_NORM <= norm <= MAX_VECTOR_NORM:
+        raise _VectorProblem(
+            f"norm {norm:.3g} is outside {MIN_VECTOR_NORM:g}..{MAX_VECTOR_NORM:g} "
+            "(pgvector's float32 sums would underflow or overflow: similarities would be "
+            "meaningless or NaN)"
+        )
     return vector
 
 
@@ -152,3 +307,125 @@ def _reject_null(value: _T | None) -> _T:
 
 #: Update-model field for a NOT NULL column: optional to set, never set to NULL.
 NonNull: TypeAlias = Annotated[_T | None, AfterValidator(_reject_null)]
+
+
+ColumnKind: TypeAlias = Literal[
+    "text", "int", "float", "bool", "uuid", "datetime", "json", "vector", "text[]", "uuid[]",
+    "json[]",
+]  # fmt: skip
+
+#: Kinds that ``=``, ``IN`` and (for numbers and timestamps) ``Range`` compare directly.
+SCALAR_KINDS: Final[frozenset[str]] = frozenset(
+    {"text", "int", "float", "bool", "uuid", "datetime"}
+)
+#: Kinds ``Contains`` applies to (``@>``): JSON documents and arrays.
+CONTAINER_KINDS: Final[frozenset[str]] = frozenset({"json", "text[]", "uuid[]", "json[]"})
+
+_KIND_NAMES: Final[dict[str, str]] = {
+    "text": "a string",
+    "int": "an integer",
+    "float": "a finite number",
+    "bool": "a bool",
+    "uuid": "a UUID",
+    "datetime": "a timezone-aware datetime",
+    "json": "a JSON value",
+    "vector": "a vector",
+    "text[]": "a list of strings",
+    "uuid[]": "a list of UUIDs",
+    "json[]": "a list of JSON values",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    """What a column holds, as the models declare it: the kind and, for integers, the width.
+
+    ``bind`` checks one value against it before it is sent, so a mismatch is an error that
+    names the column instead of a driver or server error.
+    """
+
+    kind: ColumnKind
+    #: integer columns: 32 (``integer``) or 64 (``bigint``)
+    bits: int = 64
+
+    def describe(self) -> str:
+        """Return the kind in words, e.g. "a 32-bit integer"."""
+        if self.kind == "int":
+            return f"a {self.bits}-bit integer"
+        return _KIND_NAMES[self.kind]
+
+    def bind(
+        self,
+        value: object,
+        *,
+        field: str,
+        error: type[InvalidInputError] = InvalidInputError,
+        stored: bool = False,
+    ) -> Any:
+        """Return *value* as bound for this column, or raise *error* naming *field* and why.
+
+        Enum members bind as their value. ``stored=True`` accepts naive datetimes (naive UTC,
+        as the columns store them: values read back from a cursor).
+        """
+        if isinstance(value, Enum):
+            value = value.value
+        kind = self.kind
+        if kind == "text":
+            if isinstance(value, str):
+                problem = text_problem(value)
+                if problem is None:
+                    return value
+                raise error(f"{field}: {problem}")
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                low, high = _INT32 if self.bits == 32 else _INT64
+                if low <= value <= high:
+                    return value
+                raise error(f"{field}: {value} is outside the {self.bits}-bit integer range")
+        elif kind == "float":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                try:
+                    number = float(value)
+                except OverflowError:
+                    number = math.inf
+                if math.isfinite(number):
+                    return number
+                raise error(f"{field}: {value!r} is not a finite number")
+        elif kind == "bool":
+            if isinstance(value, bool):
+                return value
+        elif kind == "uuid":
+            if isinstance(value, uuid.UUID):
+                return value
+            if isinstance(value, str):
+                try:
+                    return uuid.UUID(value)
+                except ValueError:
+                    raise error(f"{field}: {value!r} is not a UUID") from None
+        elif kind == "datetime":
+            if isinstance(value, datetime):
+                if value.tzinfo is not None:
+                    return value.astimezone(UTC).replace(tzinfo=None)
+                if stored:
+                    return value
+                raise error(f"{field}: datetimes must be timezone-aware")
+        elif kind == "json":
+            problem = json_problem(value, field)
+            if problem is None:
+                return value
+            raise error(problem)
+        elif kind in ("text[]", "uuid[]", "json[]") and isinstance(value, list | tuple | Set):
+            element = ColumnType(
+                "text" if kind == "text[]" else "uuid" if kind == "uuid[]" else "json"
+            )
+            return [
+                element.bind(item, field=f"{field}[{i}]", error=error, stored=stored)
+                for i, item in enumerate(value)
+            ]
+        raise error(f"{field}: expected {self.describe()}, got {_type_name(value)}")
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, str | int | float) and len(repr(value)) <= 40:
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__

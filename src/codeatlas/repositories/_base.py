@@ -22,8 +22,9 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 from .._db import Executor
 from ..errors import ImmutableRowError, InvalidFilterError, InvalidInputError, NotFoundError
 from ..filters import Where, compile_where
-from ..models._base import CreateModel, RowModel, UpdateModel
+from ..models._base import CreateModel, RowModel, UpdateModel, column_types
 from ..models._table import TableSpec
+from ..models._types import SCALAR_KINDS, ColumnType
 
 __all__ = ["Page", "Repository"]
 
@@ -37,6 +38,10 @@ COPY_THRESHOLD: Final = 64
 #: Timestamp columns a repository stamps itself on update and upsert (naive UTC, as Ecto does).
 _STAMPED_ON_UPDATE: Final = "updated_at"
 _NOW_UTC: Final = "(now() AT TIME ZONE 'utc')"
+#: Most rows ``list()`` returns per page.
+MAX_PAGE: Final = 10_000
+#: Most keys one ``get_many`` may ask for (one bound array).
+MAX_KEYS: Final = 100_000
 #: Class attributes derived from the row model's TableSpec, which a subclass must not set.
 _TABLE_FACTS: Final = frozenset(
     {"table", "primary_key", "natural_key", "vector_column", "dimensions", "vector_index"}
@@ -65,6 +70,35 @@ def _encode_cursor_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return {"t": "dec", "v": str(value)}
     return value
+
+
+def check_flag(value: object, *, field: str) -> bool:
+    """Return *value* if it is a bool; else raise InvalidInputError naming *field*."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{field}: expected a bool, got {type(value).__name__}")
+    return value
+
+
+def check_count(
+    value: object,
+    *,
+    field: str,
+    low: int,
+    high: int,
+    error: type[InvalidInputError] = InvalidInputError,
+) -> int:
+    """Return *value* if it is an int (not a bool) within low..high; else raise *error*."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = repr(value) if isinstance(value, int | float | str) else type(value).__name__
+        raise error(f"{field} must be an integer within {low}..{high}, got {shown[:40]}")
+    return value
+
+
+def check_items(items: object, *, field: str) -> Sequence[Any]:
+    """Return *items* if it is a list or tuple (one batch); else raise InvalidInputError."""
+    if not isinstance(items, list | tuple):
+        raise InvalidInputError(f"{field} must be a list or tuple, got {type(items).__name__}")
+    return items
 
 
 def _decode_cursor_value(value: Any) -> Any:
@@ -104,6 +138,9 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
     filterable: ClassVar[frozenset[str]]
     _select_all: ClassVar[str]
     _select_no_vectors: ClassVar[str]
+    # Built on first use by column_types() / _filter_types().
+    _column_types: ClassVar[dict[str, ColumnType]]
+    _filter_types_cache: ClassVar[dict[str, ColumnType]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -133,6 +170,43 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
 
+    # -- validation (column types come from the models, see models._base.column_types) ------
+
+    @classmethod
+    def column_types(cls) -> dict[str, ColumnType]:
+        """Return column -> ColumnType of this table, as the models declare them."""
+        cached: dict[str, ColumnType] | None = cls.__dict__.get("_column_types")
+        if cached is None:
+            cached = column_types(cls.row_model, cls.create_model, cls.update_model)
+            cls._column_types = cached
+        return cached
+
+    @classmethod
+    def _filter_types(cls) -> dict[str, ColumnType]:
+        cached: dict[str, ColumnType] | None = cls.__dict__.get("_filter_types_cache")
+        if cached is None:
+            types = cls.column_types()
+            cached = {c: types[c] for c in sorted(cls.filterable) if c in types}
+            cls._filter_types_cache = cached
+        return cached
+
+    def _where(
+        self, where: Where | None, *, first_param: int = 1, alias: str = ""
+    ) -> tuple[builtins.list[str], builtins.list[Any]]:
+        """Compile *where* with every value checked against its column's type."""
+        return compile_where(where, self._filter_types(), first_param=first_param, alias=alias)
+
+    def _value(
+        self, column: str, value: object, *, error: type[InvalidInputError] = InvalidInputError
+    ) -> Any:
+        """Return *value* as bound for *column*; raise *error* naming the column if it is not
+        a value of the column's type (table methods check their arguments with this)."""
+        return self.column_types()[column].bind(value, field=column, error=error)
+
+    def _key(self, key: object) -> Any:
+        """Return the primary key *key* as bound, or raise InvalidInputError."""
+        return self._value(self.primary_key, key)
+
     # -- helpers shared by subclasses ---------------------------------------------------
 
     def _returning(self, include_vectors: bool = True) -> str:
@@ -156,6 +230,8 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     async def get(self, key: Any, *, include_vectors: bool = True) -> RowT:
         """Return the row with primary key *key*; raise NotFoundError if there is none."""
+        key = self._key(key)
+        check_flag(include_vectors, field="include_vectors")
         record = await self._executor.fetchrow(
             f"SELECT {self._returning(include_vectors)} FROM {self.table} "
             f"WHERE {self.primary_key} = $1",
@@ -167,6 +243,8 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     async def find(self, key: Any, *, include_vectors: bool = True) -> RowT | None:
         """Return the row with primary key *key*, or None."""
+        key = self._key(key)
+        check_flag(include_vectors, field="include_vectors")
         record = await self._executor.fetchrow(
             f"SELECT {self._returning(include_vectors)} FROM {self.table} "
             f"WHERE {self.primary_key} = $1",
@@ -178,19 +256,27 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
         self, keys: Sequence[Any], *, include_vectors: bool = True
     ) -> builtins.list[RowT]:
         """Return the rows whose primary keys are in *keys*, in the order of *keys*."""
+        check_flag(include_vectors, field="include_vectors")
+        if isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Iterable):
+            raise InvalidInputError(
+                f"keys must be a sequence of {self.primary_key} values, got {type(keys).__name__}"
+            )
+        keys = [self._key(key) for key in keys]
+        if len(keys) > MAX_KEYS:
+            raise InvalidInputError(f"at most {MAX_KEYS} keys per get_many")
         if not keys:
             return []
         records = await self._executor.fetch(
             f"SELECT {self._returning(include_vectors)} FROM {self.table} "
             f"WHERE {self.primary_key} = ANY($1)",
-            builtins.list(keys),
+            keys,
         )
         by_key = {record[self.primary_key]: record for record in records}
         return [self._row(by_key[key]) for key in keys if key in by_key]
 
     async def count(self, where: Where | None = None) -> int:
         """Return how many rows match *where*."""
-        clauses, params = compile_where(where, self.filterable)
+        clauses, params = self._where(where)
         condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return int(
             await self._executor.fetchval(f"SELECT count(*) FROM {self.table}{condition}", *params)
@@ -198,7 +284,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     async def exists(self, where: Where | None = None) -> bool:
         """Return whether any row matches *where*."""
-        clauses, params = compile_where(where, self.filterable)
+        clauses, params = self._where(where)
         condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return bool(
             await self._executor.fetchval(
@@ -221,15 +307,29 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
         Pass the returned ``next_cursor`` back as *cursor* for the next page; the cursor is
         tied to the same *order_by* and *descending*. Vectors are left out unless asked for.
         """
-        if not 1 <= limit <= 10_000:
-            raise InvalidFilterError(f"limit must be within 1..10000, got {limit}")
+        check_count(limit, field="limit", low=1, high=MAX_PAGE, error=InvalidFilterError)
+        check_flag(descending, field="descending")
+        check_flag(include_vectors, field="include_vectors")
+        if order_by is not None and not isinstance(order_by, str):
+            raise InvalidFilterError(
+                f"order_by must be a column name, got {type(order_by).__name__}"
+            )
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidFilterError(f"cursor must be a string, got {type(cursor).__name__}")
         order = order_by or self.primary_key
         assert self.orderable is not None
         if order not in self.orderable and order != self.primary_key:
             raise InvalidFilterError(
                 f"cannot order by {order!r}: allowed are {', '.join(sorted(self.orderable))}"
             )
-        clauses, params = compile_where(where, self.filterable)
+        order_type = self.column_types().get(order)
+        if order_type is not None and order_type.kind not in SCALAR_KINDS:
+            # a cursor could not carry the value, and such an order means little anyway
+            raise InvalidFilterError(
+                f"cannot order by {order!r}: it holds {order_type.describe()}, "
+                "not a number, string, bool, UUID or timestamp"
+            )
+        clauses, params = self._where(where)
         if cursor is not None:
             clauses.append(self._keyset_clause(cursor, order, descending, params))
         direction = "DESC NULLS FIRST" if descending else "ASC NULLS LAST"
@@ -269,9 +369,18 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
                 raise InvalidFilterError("the cursor belongs to another ordering")
             value = _decode_cursor_value(payload["v"])
             key = _decode_cursor_value(payload["k"])
+            # a cursor is caller input too: its values must fit the columns they page on
+            types = self.column_types()
+            key = types[self.primary_key].bind(
+                key, field="cursor", error=InvalidFilterError, stored=True
+            )
+            if value is not None and order in types:
+                value = types[order].bind(
+                    value, field="cursor", error=InvalidFilterError, stored=True
+                )
         except InvalidFilterError:
             raise
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise InvalidFilterError("malformed cursor") from exc
         params.append(key)
         key_param = f"${len(params)}"
@@ -310,6 +419,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     async def insert_many(self, items: Sequence[CreateT]) -> int:
         """Insert every item atomically (binary COPY for large batches); return the count."""
+        check_items(items, field="items")
         if not items:
             return 0
         for item in items:
@@ -382,7 +492,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
         clauses = " AND ".join(f"{k} = ${i}" for i, k in enumerate(self.natural_key, 1))
         record = await self._executor.fetchrow(
             f"SELECT {self._select_all} FROM {self.table} WHERE {clauses}",
-            *(values[k] for k in self.natural_key),
+            *(self._value(k, values[k]) for k in self.natural_key),
         )
         if record is None:
             raise NotFoundError(f"no {self.table} row for its natural key")
@@ -390,6 +500,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     async def upsert_many(self, items: Sequence[CreateT]) -> int:
         """Upsert every item atomically on the natural key; the last of duplicates wins."""
+        check_items(items, field="items")
         if not items:
             return 0
         if self.natural_key is None:
@@ -429,6 +540,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
                 f"{type(self).__name__}.update takes {self.update_model.__name__}, "
                 f"got {type(patch).__name__}"
             )
+        key = self._key(key)
         values = patch.to_db()
         if not values:
             return await self.get(key)
@@ -447,6 +559,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     async def delete(self, key: Any) -> bool:
         """Delete the row with primary key *key*; return whether it existed."""
+        key = self._key(key)
         status = await self._executor.execute(
             f"DELETE FROM {self.table} WHERE {self.primary_key} = $1", key
         )
@@ -454,7 +567,7 @@ class Repository(Generic[RowT, CreateT, UpdateT]):
 
     async def delete_where(self, where: Where) -> int:
         """Delete every row matching *where* (which must not be empty); return the count."""
-        clauses, params = compile_where(where, self.filterable)
+        clauses, params = self._where(where)
         if not clauses:
             raise InvalidFilterError("delete_where needs at least one condition")
         status = await self._executor.execute(

@@ -22,7 +22,7 @@ from ..models import (
     CodeLocationUpdate,
 )
 from ..search import SearchableRepository
-from ._base import Repository
+from ._base import Repository, check_items
 from ._maintenance import Vacuumable
 
 __all__ = [
@@ -112,6 +112,9 @@ class CodeLocationsRepository(
         self, project: str, file_path: str, locations: Sequence[CodeLocationCreate]
     ) -> int:
         """Replace every location of (*project*, *file_path*) with *locations* atomically."""
+        project = self._value("project", project)
+        file_path = self._value("file_path", file_path)
+        check_items(locations, field="locations")
         for location in locations:
             self._check_create(location)
             if (location.project, location.file_path) != (project, file_path):
@@ -136,6 +139,13 @@ class CodeLocationsRepository(
 
         *file_path*, *symbol_type* and *name* (the symbol_name) narrow the result.
         """
+        project = self._value("project", project)
+        file_path, symbol_type, name = (
+            None if value is None else self._value(column, value)
+            for column, value in (
+                ("file_path", file_path), ("symbol_type", symbol_type), ("symbol_name", name)
+            )
+        )  # fmt: skip
         records = await self._executor.fetch(_SYMBOLS, project, file_path, symbol_type, name)
         return self._rows(records)
 
@@ -161,6 +171,8 @@ class CodeRepository(Vacuumable, Repository[CodeFile, CodeFileCreate, CodeFileUp
         A chunk's code_file_id may be left unset (it is filled in) but not name another file.
         Raises NotFoundError if the file does not exist.
         """
+        code_file_id = self._key(code_file_id)
+        check_items(chunks, field="chunks")
         owned: builtins.list[CodeEmbeddingCreate] = []
         for chunk in chunks:
             self.embeddings._check_create(chunk)
@@ -178,10 +190,12 @@ class CodeRepository(Vacuumable, Repository[CodeFile, CodeFileCreate, CodeFileUp
 
     async def chunks_of(self, code_file_id: UUID) -> builtins.list[CodeEmbedding]:
         """Return the chunks of file *code_file_id* (with embeddings) in chunk_index order."""
+        code_file_id = self._key(code_file_id)
         return self.embeddings._rows(await self._executor.fetch(_CHUNKS_OF, code_file_id))
 
     async def inventory(self, project: str) -> dict[str, StoredCodeFile]:
         """Return file path -> its row (without content) and row counts, for *project*."""
+        project = self._value("project_name", project)
         records = await self._executor.fetch(_INVENTORY, project)
         return {
             r["file_path"]: StoredCodeFile(

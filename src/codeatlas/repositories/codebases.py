@@ -17,7 +17,7 @@ from ..models import (
     CodebaseRegistryUpdate,
 )
 from ..search import SearchableRepository
-from ._base import Repository
+from ._base import Repository, check_count, check_items
 from ._maintenance import Vacuumable
 
 __all__ = ["CodebaseRegistryRepository", "CodebasesRepository"]
@@ -153,6 +153,7 @@ class CodebasesRepository(
 
         Raises NotFoundError if the codebase is not registered.
         """
+        codebase_id = self._value("codebase_id", codebase_id)
         try:
             status = AnalysisStatus(status)
         except ValueError:
@@ -181,8 +182,8 @@ class CodebasesRepository(
         Each batch commits on its own (atomic), so a failure keeps the batches before it;
         ``on_progress(done, total)`` runs after each one.
         """
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+        check_count(batch_size, field="batch_size", low=1, high=2**31 - 1)
+        check_items(rows, field="rows")
         total = len(rows)
         done = 0
         for start in range(0, total, batch_size):
@@ -198,14 +199,17 @@ class CodebasesRepository(
 
         Compare against the files on disk to re-index only what changed.
         """
+        codebase_id = self._value("codebase_id", codebase_id)
         records = await self._executor.fetch(_FILE_STAMPS, codebase_id)
         return {r["path"]: (r["size"], r["last_modified"]) for r in records}
 
     async def remove_missing(self, codebase_id: str, keep_paths: Collection[str]) -> int:
         """Delete the metadata of a codebase's files not in *keep_paths*; return the count."""
-        if isinstance(keep_paths, str):
+        if isinstance(keep_paths, str) or not isinstance(keep_paths, Collection):
             raise InvalidInputError("keep_paths must be a collection of paths, not one string")
-        status = await self._executor.execute(_REMOVE_MISSING, codebase_id, list(keep_paths))
+        codebase_id = self._value("codebase_id", codebase_id)
+        paths = [self._value("path", path) for path in keep_paths]
+        status = await self._executor.execute(_REMOVE_MISSING, codebase_id, paths)
         return int(status.split()[-1])
 
     async def set_dependency_counts(

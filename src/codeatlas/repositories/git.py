@@ -10,6 +10,7 @@ lease runs out without an outcome (the worker crashed) the merge can be claimed 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final, NoReturn, TypedDict, Unpack
 
@@ -28,6 +29,7 @@ from ..models import (
     MergeStatus,
     SessionStatus,
 )
+from ..models._types import check_text
 from ._base import Repository
 
 __all__ = [
@@ -166,6 +168,7 @@ class MergeHistoryRepository(
 
 
 def _check_worker(worker_id: str) -> None:
+    check_text(worker_id, field="worker_id")
     if not worker_id or len(worker_id) > 255:
         raise InvalidInputError("worker_id must be 1..255 characters")
 
@@ -211,6 +214,7 @@ class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentS
     ) -> GitAgentSession:
         """Change the given fields of the agent's session; raise NotFoundError if it has none."""
         patch = GitAgentSessionUpdate(**fields)
+        agent_id = self._value("agent_id", agent_id)
         session_id = await self._executor.fetchval(
             "SELECT id FROM git_agent_sessions WHERE agent_id = $1", agent_id
         )
@@ -251,7 +255,7 @@ class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentS
         meta: dict[str, Any] | None = None,
     ) -> GitPendingMerge:
         """Queue *branch* for merging, or update its pending row (keeping a worker's claim)."""
-        if meta is not None and any(key in meta for key in CLAIM_KEYS):
+        if isinstance(meta, Mapping) and any(key in meta for key in CLAIM_KEYS):
             raise InvalidInputError(f"meta keys {', '.join(CLAIM_KEYS)} belong to the queue")
         values = GitPendingMergeCreate(
             branch=branch,
@@ -282,6 +286,8 @@ class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentS
         finish with ``record_merge_outcome`` or give it back with ``release``.
         """
         _check_worker(worker_id)
+        if not isinstance(lease, timedelta):
+            raise InvalidInputError(f"lease must be a timedelta, got {type(lease).__name__}")
         if lease <= timedelta(0):
             raise InvalidInputError(f"lease must be positive, got {lease}")
         record = await self._executor.fetchrow(_CLAIM_NEXT, worker_id, lease)
@@ -293,6 +299,7 @@ class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentS
         Raise StateConflictError if the worker does not hold the claim, NotFoundError if the
         merge is no longer pending.
         """
+        merge_id = self.pending._key(merge_id)
         _check_worker(worker_id)
         record = await self._executor.fetchrow(_RELEASE, merge_id, worker_id)
         if record is None:
@@ -313,6 +320,7 @@ class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentS
         With *worker_id*, only while that worker holds the claim (else StateConflictError).
         Raise NotFoundError if the merge is not pending (its outcome is already recorded).
         """
+        merge_id = self.pending._key(merge_id)
         values = GitMergeHistoryUpdate(
             merge_commit=merge_commit,
             status=status,

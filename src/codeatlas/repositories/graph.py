@@ -14,6 +14,7 @@ import builtins
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Final, Literal
 
 from .._db import Executor
@@ -29,8 +30,9 @@ from ..models import (
     GraphTypeCreate,
     GraphTypeUpdate,
 )
+from ..models._types import check_text
 from ..search import SearchableRepository
-from ._base import Repository
+from ._base import Repository, check_flag
 from ._maintenance import Vacuumable
 
 __all__ = [
@@ -101,9 +103,14 @@ class GraphTypesRepository(Repository[GraphType, GraphTypeCreate, GraphTypeUpdat
         return dag
 
 
+def _graph_type_name(name: object) -> str:
+    """Return graph type *name* (a GraphTypeName or a string) as text, or raise."""
+    return check_text(name.value if isinstance(name, Enum) else name, field="graph_type")
+
+
 async def _graph_type_is_dag(executor: Executor, name: str) -> tuple[bool, bool]:
     """Return (whether graph type *name* exists, whether it is a DAG type)."""
-    record = await executor.fetchrow(_GRAPH_TYPE_DESCRIPTION, str(name))
+    record = await executor.fetchrow(_GRAPH_TYPE_DESCRIPTION, _graph_type_name(name))
     if record is None:
         return False, False
     return True, DAG_MARKER in (record["description"] or "")
@@ -240,7 +247,13 @@ def _direction(direction: str) -> tuple[bool, bool]:
 def _edge_types(edge_types: Sequence[str] | None) -> builtins.list[str] | None:
     if isinstance(edge_types, str):
         raise InvalidInputError("edge_types takes a sequence of edge types, not one string")
-    return None if edge_types is None else [str(t) for t in edge_types]
+    if edge_types is not None and not isinstance(edge_types, Iterable):
+        raise InvalidInputError(f"edge_types must be a sequence, got {type(edge_types).__name__}")
+    return (
+        None
+        if edge_types is None
+        else [check_text(str(t), field="edge_types") for t in edge_types]
+    )
 
 
 def _split(record: Any, prefix: str, columns: Sequence[str]) -> dict[str, Any]:
@@ -283,6 +296,7 @@ class GraphRepository(
         ``skipped``. Writers of one codebase and graph type are serialised, so concurrent
         batches cannot close a cycle between them.
         """
+        graph_type = _graph_type_name(graph_type)
         if on_cycle not in ("raise", "skip"):
             raise InvalidInputError(f"on_cycle must be 'raise' or 'skip', got {on_cycle!r}")
         batch = [self._typed_edge(edge, graph_type) for edge in edges]
@@ -381,6 +395,8 @@ class GraphRepository(
         *direction* is "out", "in" or "both"; *edge_types* keeps only edges of those types.
         Node rows come without their embedding.
         """
+        codebase_id = self._value("codebase_id", codebase_id)
+        node_id = self._value("node_id", node_id)
         outgoing, incoming = _direction(direction)
         records = await self._executor.fetch(
             _NEIGHBOURS, codebase_id, node_id, _edge_types(edge_types), outgoing, incoming
@@ -411,6 +427,8 @@ class GraphRepository(
         Each node appears once, at its shortest distance, with one shortest path; cycles
         are safe. The start node itself is not included.
         """
+        codebase_id = self._value("codebase_id", codebase_id)
+        start_node_id = self._value("node_id", start_node_id)
         outgoing, incoming = _direction(direction)
         for name, value, top in (
             ("max_depth", max_depth, 1_000),
@@ -456,6 +474,10 @@ class GraphRepository(
         sum of a file's node scores in codebase_metadata.pagerank_score (matched on path).
         Edges with an end that has no graph_nodes row are ignored. Returns node_id -> score.
         """
+        codebase_id = self._value("codebase_id", codebase_id)
+        check_flag(update_files, field="update_files")
+        if isinstance(damping, bool) or not isinstance(damping, int | float) or not 0 < damping < 1:
+            raise InvalidInputError(f"damping must be a number within 0..1, got {damping!r:.40}")
         if graph_type is not None:
             found, _ = await _graph_type_is_dag(self._executor, graph_type)
             if not found:

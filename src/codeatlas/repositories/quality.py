@@ -26,7 +26,7 @@ from ..models import (
     Severity,
 )
 from ..models._base import UpdateModel
-from ._base import Repository
+from ._base import Repository, check_flag, check_items
 
 __all__ = ["ERROR_SEVERITIES", "QualityFindingsRepository", "QualityRepository"]
 
@@ -155,6 +155,8 @@ class QualityRepository(Repository[QualityRun, QualityRunCreate, QualityRunUpdat
         Raises NotFoundError for an unknown run and RunFinishedError for a finished one.
         Each finding's ``run_id`` must be *run_id*.
         """
+        run_id = self._key(run_id)
+        check_items(findings, field="findings")
         for finding in findings:
             if not isinstance(finding, QualityFindingCreate):
                 raise InvalidInputError(
@@ -175,6 +177,7 @@ class QualityRepository(Repository[QualityRun, QualityRunCreate, QualityRunUpdat
         severity is in ERROR_SEVERITIES, else ``warning`` if there are findings, else ``ok``.
         Raises NotFoundError for an unknown run and RunFinishedError if already finished.
         """
+        run_id = self._key(run_id)
         async with self._executor.transaction() as tx:
             await self._check_running(tx, _LOCK_RUN, run_id)
             record = await tx.fetchrow(_FINISH, run_id, list(ERROR_SEVERITIES))
@@ -207,6 +210,12 @@ class QualityRepository(Repository[QualityRun, QualityRunCreate, QualityRunUpdat
             severities = [str(severity.value if isinstance(severity, Severity) else severity)]
         else:
             severities = [s.value if isinstance(s, Severity) else str(s) for s in severity]
+        run_id = self._key(run_id)
+        findings = self.findings
+        if severities is not None:
+            severities = [findings._value("severity", s) for s in severities]
+        category = None if category is None else findings._value("category", category)
+        file = None if file is None else findings._value("file", file)
         records = await self._executor.fetch(_FINDINGS_FOR, run_id, severities, category, file)
         return [QualityFinding.from_record(record) for record in records]
 
@@ -214,6 +223,7 @@ class QualityRepository(Repository[QualityRun, QualityRunCreate, QualityRunUpdat
         self, tool: QualityTool | str, *, finished_only: bool = False
     ) -> QualityRun | None:
         """Return the most recently started run of *tool* (finished ones only if asked)."""
+        check_flag(finished_only, field="finished_only")
         record = await self._executor.fetchrow(_LATEST_RUN[finished_only], _tool(tool).value)
         return None if record is None else self._row(record)
 
@@ -221,6 +231,7 @@ class QualityRepository(Repository[QualityRun, QualityRunCreate, QualityRunUpdat
         self, *, finished_only: bool = False
     ) -> dict[QualityTool | str, QualityRun]:
         """Return the most recently started run of every tool that has one, keyed by tool."""
+        check_flag(finished_only, field="finished_only")
         records = await self._executor.fetch(_LATEST_RUNS[finished_only])
         runs = self._rows(records)
         return {run.tool: run for run in runs}

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._db import Executor
+from ..errors import InvalidInputError
 from ..filters import Where
 from ..models import (
     RagDocument,
@@ -100,6 +101,7 @@ class RagFeedbackRepository(Repository[RagFeedback, RagFeedbackCreate, RagFeedba
 
     async def document_feedback(self, document_id: UUID) -> DocumentFeedback:
         """Return how much feedback *document_id* received and its mean relevance and rating."""
+        document_id = self._value("document_id", document_id)
         record = await self._executor.fetchrow(_DOCUMENT_FEEDBACK, document_id)
         assert record is not None  # an aggregate always returns a row
         return DocumentFeedback(
@@ -132,7 +134,9 @@ class RagRepository(
         return len(await self._touch(ids))
 
     async def _touch(self, ids: Iterable[UUID]) -> builtins.list[Any]:
-        wanted = builtins.list(dict.fromkeys(ids))
+        if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+            raise InvalidInputError(f"ids must be a collection of UUIDs, got {type(ids).__name__}")
+        wanted = builtins.list(dict.fromkeys(self._key(key) for key in ids))
         if not wanted:
             return []
         return await self._executor.fetch(_TOUCH, wanted)

@@ -40,8 +40,9 @@ from ..models import (
     RuleUpdate,
     Vote,
 )
+from ..models._types import check_text
 from ..search import SearchableRepository
-from ._base import Repository
+from ._base import Repository, check_items
 
 __all__ = [
     "CONSENSUS_MIN_CONFIDENCE",
@@ -221,10 +222,17 @@ def _since(since: datetime | timedelta | None) -> datetime | None:
     """Return the window's start as the naive UTC the column stores (None: no window)."""
     if since is None:
         return None
+    if not isinstance(since, datetime | timedelta):
+        raise InvalidInputError(
+            f"since must be a datetime, a timedelta or None, got {type(since).__name__}"
+        )
     if isinstance(since, timedelta):
         if since <= timedelta(0):
             raise InvalidInputError(f"a window must be positive, got {since}")
-        since = datetime.now(UTC) - since
+        try:
+            since = datetime.now(UTC) - since
+        except OverflowError:
+            raise InvalidInputError(f"the window {since} reaches before year 1") from None
     if since.tzinfo is None:
         raise InvalidInputError("since must be timezone-aware")
     return since.astimezone(UTC).replace(tzinfo=None)
@@ -283,6 +291,7 @@ class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
         ``executed_at`` defaults to now, ``correlation_id`` to a fresh UUID and
         ``outcome_recorded_at`` to now when an ``outcome`` is given.
         """
+        check_items(rows, field="rows")
         now = datetime.now(UTC)
         items = [
             row if isinstance(row, RuleExecutionCreate) else self._execution_row(row, now)
@@ -292,6 +301,11 @@ class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
 
     @staticmethod
     def _execution_row(row: Mapping[str, Any], now: datetime) -> RuleExecutionCreate:
+        if not isinstance(row, Mapping) or not all(isinstance(key, str) for key in row):
+            raise InvalidInputError(
+                "rows are RuleExecutionCreate or mappings of field name to value, "
+                f"got {type(row).__name__}"
+            )
         defaults: dict[str, Any] = {"executed_at": now, "correlation_id": uuid.uuid4()}
         if row.get("outcome") is not None:
             defaults["outcome_recorded_at"] = now
@@ -310,6 +324,7 @@ class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
         *since* is a moment (aware datetime) or a window ending now (``timedelta(days=7)``).
         Raise NotFoundError if there is no such rule.
         """
+        rule_id = self._key(rule_id)
         start = _since(since)
         if start is None:
             record = await self._executor.fetchrow(_STATS_SQL[True, False], rule_id)
@@ -366,9 +381,13 @@ class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
         except ValueError:
             raise InvalidInputError(f"vote must be one of {[v.value for v in Vote]}") from None
         if isinstance(confidence, bool) or not isinstance(confidence, int | float):
-            raise InvalidInputError(f"confidence must be a number, got {confidence!r}")
-        if not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0):
-            raise InvalidInputError(f"confidence must be within 0..1, got {confidence!r}")
+            raise InvalidInputError(f"confidence must be a number, got {type(confidence).__name__}")
+        if not (isinstance(confidence, float) or abs(confidence) <= 1) or not (
+            math.isfinite(confidence) and 0.0 <= confidence <= 1.0
+        ):
+            raise InvalidInputError(f"confidence must be within 0..1, got {confidence!r:.40}")
+        proposal_id = self.proposals._key(proposal_id)
+        check_text(agent_id, field="agent_id")
         if not agent_id or len(agent_id) > 255:
             raise InvalidInputError("agent_id must be 1..255 characters")
         record = await self._executor.fetchrow(
@@ -400,6 +419,10 @@ class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
 
     async def expire_stale(self, older_than: timedelta) -> int:
         """Move ``proposed`` proposals opened more than *older_than* ago to ``expired``."""
+        if not isinstance(older_than, timedelta):
+            raise InvalidInputError(
+                f"older_than must be a timedelta, got {type(older_than).__name__}"
+            )
         if older_than < timedelta(0):
             raise InvalidInputError(f"older_than must not be negative, got {older_than}")
         status = await self._executor.execute(_EXPIRE_STALE, older_than)

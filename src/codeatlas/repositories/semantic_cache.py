@@ -87,8 +87,15 @@ class SemanticCache(
     ) -> Match[SemanticCacheEntry] | None:
         """Return the most similar unexpired entry at or above *threshold*, counting the hit."""
         vector = validate_vector(embedding, self.dimensions, field="embedding")
-        if not -1.0 <= threshold <= 1.0:
-            raise InvalidInputError(f"threshold must be within -1..1, got {threshold!r}")
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not -1.0 <= threshold <= 1.0  # NaN fails this too
+        ):
+            shown = repr(threshold) if isinstance(threshold, float) else type(threshold).__name__
+            raise InvalidInputError(f"threshold must be a number within -1..1, got {shown}")
+        if model is not None:
+            model = self._value("model", model)
         chosen_probes = await self._probes(probes)
         # A hit commits its counter update; not waiting for that WAL flush keeps a hit as
         # fast as a miss, and a counter lost in a crash costs nothing.
@@ -116,7 +123,14 @@ class SemanticCache(
         metadata: dict[str, Any] | None = None,
     ) -> SemanticCacheEntry:
         """Store *response* for *query* (upsert by cache_key), keeping the size bound."""
-        key = cache_key or hashlib.sha256(f"{model or ''}\x00{query}".encode()).hexdigest()
+        if ttl is not None and not isinstance(ttl, timedelta):
+            raise InvalidInputError(f"ttl must be a timedelta or None, got {type(ttl).__name__}")
+        if ttl is not None and ttl <= timedelta(0):
+            raise InvalidInputError(f"ttl must be positive, got {ttl}")
+        # surrogatepass: the model below refuses unstorable text with the field's name
+        key = cache_key or hashlib.sha256(
+            f"{model or ''}\x00{query}".encode("utf-8", "surrogatepass")
+        ).hexdigest()
         entry = SemanticCacheEntryCreate(
             cache_key=key,
             query=query,

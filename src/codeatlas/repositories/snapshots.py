@@ -8,6 +8,7 @@ from typing import Any, Final
 from ..errors import InvalidInputError
 from ..models import CodebaseSnapshot, CodebaseSnapshotCreate
 from ..models._base import UpdateModel
+from ..models._types import check_json, check_text
 from ._base import Repository
 
 __all__ = ["SnapshotsRepository"]
@@ -105,6 +106,9 @@ class SnapshotsRepository(Repository[CodebaseSnapshot, CodebaseSnapshotCreate, U
         Safe under concurrency: concurrent takes of one codebase get distinct, consecutive
         ids (they queue on an advisory lock held until their transaction ends).
         """
+        technologies = detected_technologies
+        if isinstance(technologies, str) or not isinstance(technologies, Iterable):
+            raise InvalidInputError("detected_technologies must be a collection of names")
         # validated by the create model; snapshot_id is a placeholder the INSERT replaces
         data = CodebaseSnapshotCreate(
             codebase_id=codebase_id,
@@ -128,6 +132,7 @@ class SnapshotsRepository(Repository[CodebaseSnapshot, CodebaseSnapshotCreate, U
 
     async def latest(self, codebase_id: str) -> CodebaseSnapshot | None:
         """Return the codebase's snapshot with the highest snapshot_id, or None."""
+        codebase_id = self._value("codebase_id", codebase_id)
         record = await self._executor.fetchrow(_LATEST, codebase_id)
         return None if record is None else self._row(record)
 
@@ -140,9 +145,9 @@ class SnapshotsRepository(Repository[CodebaseSnapshot, CodebaseSnapshotCreate, U
         """
         _check_limit(limit)
         sql = _WITH_TECHNOLOGY[codebase_id is not None]
-        args: list[Any] = [technology, limit]
+        args: list[Any] = [check_text(technology, field="technology"), limit]
         if codebase_id is not None:
-            args.append(codebase_id)
+            args.append(self._value("codebase_id", codebase_id))
         return self._rows(await self._executor.fetch(sql, *args))
 
     async def with_features(
@@ -162,7 +167,7 @@ class SnapshotsRepository(Repository[CodebaseSnapshot, CodebaseSnapshotCreate, U
         _check_limit(limit)
         value: Any = dict(contained) if isinstance(contained, Mapping) else list(contained)
         sql = _WITH_FEATURES[codebase_id is not None]
-        args: list[Any] = [value, limit]
+        args: list[Any] = [check_json(value, field="contained"), limit]
         if codebase_id is not None:
-            args.append(codebase_id)
+            args.append(self._value("codebase_id", codebase_id))
         return self._rows(await self._executor.fetch(sql, *args))

@@ -27,7 +27,7 @@ from ..models import (
     TechnologyTemplateUpdate,
     TechnologyType,
 )
-from ._base import Repository
+from ._base import Repository, check_flag
 
 __all__ = ["TechnologyRepository", "TechnologyTemplatesRepository", "template_checksum"]
 
@@ -182,6 +182,9 @@ class TechnologyRepository(
             if isinstance(technology_type, TechnologyType)
             else str(technology_type)
         )
+        technology_name = self._value("technology_name", technology_name)
+        kind = self._value("technology_type", kind)
+        check_flag(success, field="success")
         record = await self._executor.fetchrow(
             _RECORD_DETECTION, technology_name, kind, 1.0 if success else 0.0
         )
