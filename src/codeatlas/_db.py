@@ -1,28 +1,78 @@
-"""Executor: where repositories send their SQL, with driver errors translated in one place.
+"""Executor: where repositories send their SQL, and where it is decided what escapes.
 
 An executor runs either on the pool (each call acquires its own connection) or on one
 connection held by a transaction. Repositories never know which; ``transaction()`` on
 a pool executor starts a transaction, on a connection executor a savepoint.
+
+What a failure means to the caller:
+
+- A pooled connection that died idle (server restart, terminated backend) costs the caller
+  nothing: the pool replaces one whose end the driver saw, a connection idle for longer
+  than ``AtlasState.pre_ping_after`` is pinged before use, and a statement (or BEGIN) that
+  could not be sent is tried once more on another connection.
+- A statement whose connection broke after it was sent is never re-sent: a read raises
+  ``ConnectionLostError`` (retryable), a write ``OutcomeUnknownError``; so does a COMMIT
+  without a reply.
+- Inside a transaction a broken connection is ``ConnectionLostError``: nothing committed.
+- A failure after the work completed (resetting the connection on its way back to the
+  pool) is not the caller's: the connection is discarded and the result returned.
+- Statements that open or undo state (BEGIN, SAVEPOINT, ROLLBACK, settings) run to their
+  end even when the caller is cancelled, then the cancellation propagates unchanged; if
+  the undo cannot run, the connection is terminated so nothing it carried survives.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Final
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, contextmanager, suppress
+from functools import lru_cache
+from socket import gaierror
+from typing import Any, Final, TypeVar
 
 import asyncpg
 from asyncpg import Record
 from asyncpg.pool import Pool
 
 from ._state import AtlasState
-from .errors import ConnectionLostError, translate_db_error
+from .errors import (
+    ConnectionLostError,
+    InvalidInputError,
+    TransactionAbortedError,
+    connect_error,
+    translate_db_error,
+)
 
 __all__ = ["Executor", "translated"]
 
+logger = logging.getLogger("codeatlas.db")
+
+T = TypeVar("T")
+
 #: Setting names ``with_settings`` accepts (they are written into SQL, so checked strictly).
 _SETTING_NAME: Final = re.compile(r"^[a-z_]+(\.[a-z_]+)?$")
+#: A statement starting so, without a data-modifying word, cannot change data.
+_READ_START: Final = re.compile(r"^\s*(SELECT|WITH|SHOW|VALUES|TABLE)\b", re.IGNORECASE)
+_WRITE_WORD: Final = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|COPY|CALL|NEXTVAL|SETVAL|LO_\w+)\b", re.IGNORECASE
+)
+#: Python errors the driver raises while encoding arguments (before anything is sent).
+_ARGUMENT_ERRORS: Final = (UnicodeError, ValueError, TypeError, OverflowError, RecursionError)
+#: Seconds an undo statement (ROLLBACK, settings restore) may take before the connection
+#: is terminated instead.
+_CLEANUP_TIMEOUT: Final = 10.0
+_savepoints = itertools.count(1)
 
 
 def _literal(value: str) -> str:
@@ -30,20 +80,89 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+@lru_cache(maxsize=2048)
+def _is_read(query: str) -> bool:
+    """True when *query* cannot change data, so re-running it after a lost reply is safe."""
+    return bool(_READ_START.match(query)) and not _WRITE_WORD.search(query)
+
+
+def _translate(exc: Exception, *, write_in_flight: bool = False) -> BaseException:
+    """Return the codeatlas error for *exc*, raised by a driver call (or *exc* itself)."""
+    mapped = translate_db_error(
+        exc, write_in_flight=write_in_flight and not isinstance(exc, asyncpg.InterfaceError)
+    )
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, _ARGUMENT_ERRORS):
+        return InvalidInputError(f"a query argument could not be encoded: {type(exc).__name__}")
+    return exc
+
+
 @contextmanager
-def translated(connection: asyncpg.Connection | None = None) -> Iterator[None]:
-    """Re-raise driver exceptions raised in the block as codeatlas errors."""
+def translated(connection: Any = None) -> Iterator[None]:
+    """Re-raise driver exceptions raised in the block as codeatlas errors.
+
+    Classification is by exception class alone: *connection* is not consulted (a pool
+    proxy whose connection broke raises on every method). Cancellation passes untouched.
+    """
     try:
         yield
-    except asyncpg.InterfaceError as exc:
-        if connection is not None and connection.is_closed():
-            raise ConnectionLostError("connection to PostgreSQL is closed") from exc
-        raise
-    except (asyncpg.PostgresError, ConnectionError) as exc:
+    except Exception as exc:
+        if isinstance(exc, OSError) and not isinstance(
+            exc, ConnectionError | TimeoutError | gaierror
+        ):
+            raise  # a file or OS error of the block's own code, not the connection's
         mapped = translate_db_error(exc)
-        if mapped is None:
+        if mapped is None or mapped is exc:
             raise
         raise mapped from exc
+
+
+async def _uncancellable(awaitable: Awaitable[T]) -> T:
+    """Await *awaitable* to its end even if the caller is cancelled meanwhile.
+
+    A statement cut short by cancellation leaves unknown whether it ran; finishing it
+    first keeps the connection's state known. The cancellation is re-raised afterwards.
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                break
+            cancelled = exc
+        except BaseException:
+            break
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancellation is what the caller gets
+        raise cancelled
+    return task.result()
+
+
+def _discard(connection: Any) -> None:
+    """Terminate *connection* so that no state it carries is ever reused."""
+    with suppress(Exception):  # a proxy already detached by the broken connection raises
+        connection.terminate()
+
+
+async def _undo(connection: Any, statement: str) -> None:
+    """Run *statement* to undo a failed or cancelled block; terminate the connection if not."""
+    try:
+        await _uncancellable(connection.execute(statement, timeout=_CLEANUP_TIMEOUT))
+    except Exception:
+        logger.debug("undo failed (%s): terminating the connection", statement, exc_info=True)
+        _discard(connection)
+
+
+async def _run_fully(connection: Any, statement: str) -> None:
+    """Run a state-opening statement uncancellably, with errors translated."""
+    try:
+        await _uncancellable(connection.execute(statement))
+    except Exception as exc:
+        raise _translate(exc) from exc
 
 
 class Executor:
@@ -70,28 +189,151 @@ class Executor:
         """True when bound to one connection inside a transaction."""
         return self._connection is not None
 
+    # -- connections ------------------------------------------------------------------------
+
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
         """Yield a connection: the bound one, or one from the pool for the block's duration."""
         if self._connection is not None:
             yield self._connection
             return
+        async with self._pooled() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[Any]:
         assert self._pool is not None
-        with translated():
-            async with self._pool.acquire() as connection:
-                yield connection  # type: ignore[misc]  # a pool proxy behaves as a connection
+        connection, pid = await self._checked_out()
+        try:
+            yield connection
+        finally:
+            try:
+                await self._pool.release(connection)
+            except Exception:
+                # The block's work is done (committed, or failed with its own error): a
+                # connection that cannot be reset is discarded, not reported.
+                logger.debug("releasing a connection failed; discarding it", exc_info=True)
+                _discard(connection)
+            else:
+                self.state.note_idle(pid)
+
+    async def _checked_out(self) -> tuple[Any, int]:
+        """Acquire a pooled connection; one idle longer than ``pre_ping_after`` is pinged first.
+
+        A connection that died idle whose end the driver already saw is replaced by the pool
+        itself; the ping catches one whose end has not arrived yet (a silent network drop).
+        """
+        assert self._pool is not None
+        state = self.state
+        for _ in range(self._pool.get_max_size() + 1):
+            try:
+                connection = await self._pool.acquire()
+            except Exception as exc:
+                raise connect_error(exc, endpoint=state.endpoint) from None
+            pid = connection.get_server_pid()
+            if not state.idle_too_long(pid):
+                return connection, pid
+            try:
+                await connection.execute("SELECT 1", timeout=state.pre_ping_timeout)
+            except BaseException as exc:
+                _discard(connection)
+                with suppress(Exception):
+                    await self._pool.release(connection)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            return connection, pid
+        raise ConnectionLostError("no pooled connection answered a ping")
+
+    async def _run(
+        self, query: str, call: Callable[[Any], Awaitable[T]], *, write: bool | None = None
+    ) -> T:
+        """Run *call* on a connection; see the module docstring for what a failure raises."""
+        if self._connection is not None:
+            try:
+                return await call(self._connection)
+            except Exception as exc:
+                raise _translate(exc) from exc  # nothing commits before the COMMIT
+        writes = not _is_read(query) if write is None else write
+        for attempt in (1, 2):
+            async with self._pooled() as connection:
+                try:
+                    return await call(connection)
+                except Exception as exc:
+                    error = _translate(exc, write_in_flight=writes)
+                    if (
+                        attempt == 1
+                        and isinstance(exc, asyncpg.InterfaceError)
+                        and type(error) is ConnectionLostError
+                    ):
+                        # the connection broke before anything was sent: once more on another
+                        logger.debug("connection unusable before sending; retrying: %s", error)
+                        _discard(connection)
+                        continue
+                    raise error from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @asynccontextmanager
+    async def _begun(self, statement: str) -> AsyncIterator[Any]:
+        """Yield a pooled connection on which *statement* (a BEGIN) ran."""
+        for attempt in (1, 2):
+            async with self._pooled() as connection:
+                try:
+                    await _uncancellable(connection.execute(statement))
+                except Exception as exc:
+                    error = _translate(exc)
+                    if attempt == 1 and type(error) is ConnectionLostError:
+                        _discard(connection)  # died idle in the pool: nothing began
+                        continue
+                    raise error from exc
+                yield connection
+                return
+
+    async def _commit(self, connection: Any, *, wrote: bool) -> None:
+        try:
+            status = await _uncancellable(connection.execute("COMMIT"))
+        except Exception as exc:
+            raise _translate(exc, write_in_flight=wrote) from exc
+        if status == "ROLLBACK":
+            # COMMIT of a transaction in which a statement failed rolls back, without error
+            raise TransactionAbortedError(
+                "a statement of this transaction failed: it was rolled back, nothing was committed",
+                sqlstate="25P02",
+            )
+
+    # -- transactions and settings -----------------------------------------------------------
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        """Yield an executor bound to one connection in a transaction (a savepoint if nested)."""
-        async with self.acquire() as connection:
-            with translated(connection):
-                async with connection.transaction():
-                    yield (
-                        self
-                        if self._connection is not None
-                        else Executor(connection=connection, state=self.state)
-                    )
+        """Yield an executor bound to one connection in a transaction (a savepoint if nested).
+
+        Everything in the block commits or rolls back together. A COMMIT whose reply never
+        came raises ``OutcomeUnknownError``; a cancelled COMMIT is finished before the
+        cancellation propagates.
+        """
+        if self._connection is not None:
+            async with self._savepoint(self._connection):
+                yield self
+            return
+        async with self._begun("BEGIN") as connection:
+            try:
+                yield Executor(connection=connection, state=self.state)
+            except BaseException:
+                await _undo(connection, "ROLLBACK")
+                raise
+            await self._commit(connection, wrote=True)
+
+    @asynccontextmanager
+    async def _savepoint(self, connection: Any) -> AsyncIterator[None]:
+        name = f"codeatlas_{next(_savepoints)}"
+        await _run_fully(connection, f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            # works in an aborted transaction too, and undoes SET LOCALs made since
+            await _undo(connection, f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+            raise
+        await _run_fully(connection, f"RELEASE SAVEPOINT {name}")
 
     @asynccontextmanager
     async def with_settings(self, settings: Mapping[str, str]) -> AsyncIterator[Executor]:
@@ -99,9 +341,11 @@ class Executor:
 
         On the pool: a transaction whose ``BEGIN`` and ``SET LOCAL``s travel in one round
         trip and end with it, so the connection goes back to the pool unchanged. Inside a
-        caller's transaction: the previous values are read as the new ones are set, and put
-        back afterwards, so the caller's later statements do not inherit them. Do not open a
-        transaction on the yielded executor.
+        caller's transaction: a savepoint taken before the ``SET LOCAL``s; on success the
+        previous values are put back, on failure or cancellation the savepoint is rolled
+        back (which undoes them, and keeps the caller's transaction usable). Do not open a
+        transaction on the yielded executor. Its statements count as reads: a COMMIT
+        without reply raises ``ConnectionLostError`` (writes there are best-effort counters).
         """
         for name in settings:
             if not _SETTING_NAME.match(name):
@@ -109,84 +353,75 @@ class Executor:
         if not settings:
             yield self
             return
-        if self._connection is not None:
-            async with self._restoring(self._connection, settings):
-                yield self
-            return
-        assert self._pool is not None
         assignments = "".join(
             f"; SET LOCAL {name} = {_literal(value)}" for name, value in settings.items()
         )
-        async with self.acquire() as connection:
-            with translated(connection):
-                await connection.execute("BEGIN" + assignments)
-                try:
-                    yield Executor(connection=connection, state=self.state)
-                except BaseException:
-                    if not connection.is_closed():
-                        await connection.execute("ROLLBACK")
-                    raise
-                await connection.execute("COMMIT")
+        if self._connection is not None:
+            async with self._restoring(self._connection, settings, assignments):
+                yield self
+            return
+        async with self._begun("BEGIN" + assignments) as connection:
+            try:
+                yield Executor(connection=connection, state=self.state)
+            except BaseException:
+                await _undo(connection, "ROLLBACK")
+                raise
+            await self._commit(connection, wrote=False)
 
     @asynccontextmanager
     async def _restoring(
-        self, connection: asyncpg.Connection, settings: Mapping[str, str]
+        self, connection: Any, settings: Mapping[str, str], assignments: str
     ) -> AsyncIterator[None]:
         names = list(settings)
-        with translated(connection):
-            previous = await connection.fetchrow(
-                "SELECT "
-                + ", ".join(
-                    f"current_setting(${i}, true), set_config(${i}, ${i + len(names)}, true)"
-                    for i in range(1, len(names) + 1)
-                ),
-                *names,
-                *settings.values(),
-            )
+        read = ", ".join(f"current_setting(${i}, true)" for i in range(1, len(names) + 1))
+        try:
+            previous = await _uncancellable(connection.fetchrow(f"SELECT {read}", *names))
+        except Exception as exc:
+            raise _translate(exc) from exc
         assert previous is not None
+        savepoint = f"codeatlas_{next(_savepoints)}"
+        await _run_fully(connection, f"SAVEPOINT {savepoint}{assignments}")
         try:
             yield
-        finally:
-            if not connection.is_closed():
-                with translated(connection):
-                    # a setting its library had not defined yet reads NULL: back to its default
-                    await connection.execute(
-                        "SELECT "
-                        + ", ".join(
-                            f"set_config(${i}, coalesce(${i + len(names)}::text, "
-                            f"(SELECT reset_val FROM pg_settings WHERE name = ${i})), true)"
-                            for i in range(1, len(names) + 1)
-                        ),
-                        *names,
-                        *(previous[2 * i] for i in range(len(names))),
-                    )
+        except BaseException:
+            # works in an aborted transaction too, and undoes the SET LOCALs
+            await _undo(
+                connection, f"ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}"
+            )
+            raise
+        # RELEASE keeps SET LOCALs, so the previous values go back first; a setting its
+        # library had not defined yet reads NULL: back to its default.
+        restore = "".join(
+            f"SET LOCAL {name} = {_literal(value)}; "
+            if value is not None
+            else f"SET LOCAL {name} TO DEFAULT; "
+            for name, value in zip(names, previous, strict=True)
+        )
+        try:
+            await _uncancellable(connection.execute(f"{restore}RELEASE SAVEPOINT {savepoint}"))
+        except Exception as exc:
+            # whether the values went back is unknown: the transaction cannot be trusted
+            _discard(connection)
+            raise _translate(exc) from exc
+
+    # -- statements ---------------------------------------------------------------------------
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        async with self.acquire() as connection:
-            with translated(connection):
-                return await connection.execute(query, *args, timeout=timeout)
+        return await self._run(query, lambda c: c.execute(query, *args, timeout=timeout))
 
     async def executemany(
         self, query: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
     ) -> None:
-        async with self.acquire() as connection:
-            with translated(connection):
-                await connection.executemany(query, args, timeout=timeout)
+        await self._run(query, lambda c: c.executemany(query, args, timeout=timeout), write=True)
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Record]:
-        async with self.acquire() as connection:
-            with translated(connection):
-                return await connection.fetch(query, *args, timeout=timeout)
+        return await self._run(query, lambda c: c.fetch(query, *args, timeout=timeout))
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Record | None:
-        async with self.acquire() as connection:
-            with translated(connection):
-                return await connection.fetchrow(query, *args, timeout=timeout)
+        return await self._run(query, lambda c: c.fetchrow(query, *args, timeout=timeout))
 
     async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        async with self.acquire() as connection:
-            with translated(connection):
-                return await connection.fetchval(query, *args, timeout=timeout)
+        return await self._run(query, lambda c: c.fetchval(query, *args, timeout=timeout))
 
     async def copy_records(
         self,
@@ -197,8 +432,10 @@ class Executor:
         timeout: float | None = None,
     ) -> str:
         """Bulk-load *records* into *table* with binary COPY (identifiers come from code)."""
-        async with self.acquire() as connection:
-            with translated(connection):
-                return await connection.copy_records_to_table(
-                    table, records=records, columns=list(columns), timeout=timeout
-                )
+        return await self._run(
+            "COPY",
+            lambda c: c.copy_records_to_table(
+                table, records=records, columns=list(columns), timeout=timeout
+            ),
+            write=True,
+        )

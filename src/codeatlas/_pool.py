@@ -8,8 +8,11 @@ migrations run next (on their own connection), and only then is the pool created
 from __future__ import annotations
 
 import json
+import os
+import re
 import struct
 from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import numpy as np
@@ -18,7 +21,7 @@ from asyncpg.pool import Pool
 
 from ._db import translated
 from .config import Settings, redact_dsn
-from .errors import ConfigurationError, ConnectionLostError, ExtensionError
+from .errors import ExtensionError, connect_error
 
 __all__ = [
     "MIN_PGVECTOR",
@@ -27,6 +30,7 @@ __all__ = [
     "create_pool",
     "decode_vector",
     "encode_vector",
+    "endpoint_of",
     "init_connection",
     "open_connection",
     "parse_version",
@@ -41,6 +45,8 @@ _INSTALL_HINT: Final = (
 _VECTOR_HEADER: Final = struct.Struct(">HH")
 _BE_FLOAT32: Final = np.dtype(">f4")
 _JSONB_VERSION: Final = b"\x01"
+#: ``host=...`` / ``port=...`` in a key=value DSN (spaces around ``=`` allowed).
+_KEYWORD: Final = re.compile(r"\b(host|port)\s*=\s*('[^']*'|\S+)")
 
 
 class PackedVector:
@@ -114,19 +120,36 @@ async def open_connection(dsn: str, settings: Settings) -> asyncpg.Connection:
     """Open one direct connection (no codecs), with errors that never show the password."""
     try:
         return await asyncpg.connect(dsn, **_connect_kwargs(settings))
-    except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError) as exc:
-        raise ConfigurationError(
-            f"PostgreSQL refused the credentials for {redact_dsn(dsn)}: {type(exc).__name__}"
-        ) from None
-    except asyncpg.InvalidCatalogNameError:
-        raise ConfigurationError(f"database does not exist: {redact_dsn(dsn)}") from None
-    except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
+    except Exception as exc:
         # `from None`: the driver's message can contain the DSN
-        raise ConnectionLostError(
-            f"cannot connect to {redact_dsn(dsn)}: {type(exc).__name__}"
-        ) from None
+        raise connect_error(exc, endpoint=endpoint_of(dsn), dsn=redact_dsn(dsn)) from None
+
+
+def endpoint_of(dsn: str) -> tuple[str, str]:
+    """Return the (host, port) *dsn* points at, for messages; ("the server", "") if unclear.
+
+    A URL whose user part could not be parsed (an unencoded ``#``, ``/`` or ``?`` in the
+    password) gives no endpoint, since its "host" could be a piece of the password.
+    """
+    host = port = ""
+    try:
+        if "://" in dsn:
+            parts = urlsplit(dsn)
+            if "@" in dsn.split("://", 1)[1] and "@" not in parts.netloc:
+                return ("the server", "")
+            query = parse_qs(parts.query)
+            host = query.get("host", [""])[0] or (parts.hostname or "")
+            port = query.get("port", [""])[0] or (str(parts.port) if parts.port else "")
+        else:
+            for key, value in _KEYWORD.findall(dsn):
+                if key == "host":
+                    host = value.strip("'")
+                elif key == "port":
+                    port = value.strip("'")
     except ValueError:
-        raise ConfigurationError(f"invalid DSN: {redact_dsn(dsn)}") from None
+        return ("the server", "")
+    host = host.split(",")[0] or os.environ.get("PGHOST", "") or "localhost"
+    return host, port.split(",")[0] or os.environ.get("PGPORT", "") or "5432"
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -180,9 +203,7 @@ async def create_pool(dsn: str, settings: Settings, **pool_options: Any) -> Pool
     options.update(pool_options)
     try:
         pool = await asyncpg.create_pool(dsn, **options)
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
-        raise ConnectionLostError(
-            f"cannot connect to {redact_dsn(dsn)}: {type(exc).__name__}"
-        ) from None
+    except Exception as exc:
+        raise connect_error(exc, endpoint=endpoint_of(dsn), dsn=redact_dsn(dsn)) from None
     assert pool is not None
     return pool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Generator
@@ -13,8 +14,8 @@ from typing import Any, Final, Self
 import asyncpg
 from asyncpg.pool import Pool
 
-from ._db import Executor
-from ._pool import bootstrap, create_pool, open_connection, parse_version
+from ._db import Executor, translated
+from ._pool import bootstrap, create_pool, endpoint_of, open_connection, parse_version
 from ._server import EmbeddedServer, get_embedded_server
 from ._state import AtlasState
 from .cache import SimilarityCache
@@ -37,6 +38,8 @@ __all__ = ["Atlas", "Migrations", "Scope", "Transaction", "connect", "resolve_ds
 
 #: Database created inside the embedded server for codeatlas' tables.
 EMBEDDED_DATABASE: Final = "codeatlas"
+#: Seconds ``Atlas.close()`` waits for busy connections before terminating them.
+_CLOSE_TIMEOUT: Final = 30.0
 
 
 class Scope:
@@ -185,8 +188,14 @@ class Atlas(Scope):
         return redact_dsn(self._dsn)
 
     async def close(self) -> None:
-        """Close the pool (the embedded server keeps running for other users)."""
-        await self.pool.close()
+        """Close the pool (the embedded server keeps running for other users).
+
+        Connections that cannot close cleanly (a broken server) are terminated.
+        """
+        try:
+            await asyncio.wait_for(self.pool.close(), _CLOSE_TIMEOUT)
+        except Exception:
+            self.pool.terminate()
 
     async def __aenter__(self) -> Self:
         return self
@@ -207,16 +216,25 @@ class Atlas(Scope):
 async def _ensure_database(server: EmbeddedServer, settings: Settings) -> str:
     connection = await open_connection(server.dsn("postgres"), settings)
     try:
-        exists = await connection.fetchval(
-            "SELECT true FROM pg_database WHERE datname = $1", EMBEDDED_DATABASE
-        )
-        if not exists:
-            # another process may create it first
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                await connection.execute(f'CREATE DATABASE "{EMBEDDED_DATABASE}"')
+        with translated(connection):
+            exists = await connection.fetchval(
+                "SELECT true FROM pg_database WHERE datname = $1", EMBEDDED_DATABASE
+            )
+            if not exists:
+                # another process may create it first
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                    await connection.execute(f'CREATE DATABASE "{EMBEDDED_DATABASE}"')
     finally:
-        await connection.close()
+        await _close_quietly(connection)
     return server.dsn(EMBEDDED_DATABASE)
+
+
+async def _close_quietly(connection: asyncpg.Connection) -> None:
+    """Close a direct connection; one that broke is terminated instead (nothing to report)."""
+    try:
+        await connection.close(timeout=5)
+    except Exception:
+        connection.terminate()
 
 
 async def resolve_dsn(dsn: str | None, settings: Settings) -> tuple[str, EmbeddedServer | None]:
@@ -240,13 +258,19 @@ async def _open(
         try:
             await bootstrap(connection)
         finally:
-            await connection.close()
+            await _close_quietly(connection)
     pool = await create_pool(resolved, settings, **pool_options)
-    version = await pool.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
     state = AtlasState(
-        pgvector_version=parse_version(str(version)),
-        similarity_cache_ttl=settings.similarity_cache_ttl,
+        similarity_cache_ttl=settings.similarity_cache_ttl, endpoint=endpoint_of(resolved)
     )
+    try:
+        version = await Executor(pool=pool, state=state).fetchval(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        )
+    except BaseException:
+        pool.terminate()
+        raise
+    state.pgvector_version = parse_version(str(version))
     return Atlas(dsn=resolved, settings=settings, pool=pool, server=server, state=state)
 
 
