@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import codeatlas
-from codeatlas._server import get_embedded_server
+from codeatlas._server import data_usage, get_embedded_server
 from codeatlas.cli._console import describe_error, shorten_path
 from codeatlas.migrations import load_migrations
 from codeatlas.migrations._engine import MIGRATION_LOCK_KEY
@@ -320,3 +321,46 @@ def test_shorten_path_never_exceeds_the_width(path: str, line: int | None, width
         assert short == text
     elif line is not None and width > len(f":{line}"):
         assert short.endswith(f":{line}") and short.startswith("…")
+
+
+def _running(pid: int) -> bool:
+    """True if *pid* exists and is not a zombie (a container's init may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
+_SERVE = """
+import sys, time
+from pathlib import Path
+from codeatlas._server import data_usage, get_embedded_server
+server = get_embedded_server(Path(sys.argv[1]))
+print(server.pid, flush=True)
+time.sleep(600)
+"""
+
+
+async def test_data_remove_stops_a_leftover_server_then_deletes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "leftover"
+    # a process that started the server and was SIGKILLed: its exit hook never stopped it
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVE, str(data_dir), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    pid = int(await asyncio.wait_for(process.stdout.readline(), 120))
+    process.kill()
+    await process.wait()
+    try:
+        run = await cli("data", "--data-dir", str(data_dir), tmp_path=tmp_path)
+        assert f"running (pid {pid}), no codeatlas process attached" in run.out
+        removed = await cli("data", "--data-dir", str(data_dir), "--remove", tmp_path=tmp_path)
+        assert removed.code == 0, removed.err
+        assert not data_dir.exists()
+        assert data_usage(data_dir).server_pid is None
+        assert not _running(pid)
+    finally:
+        if data_dir.exists():  # the test failed: do not leave a server behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGQUIT)

