@@ -34,11 +34,14 @@ class Run:
     err: str
 
 
-async def cli(*args: str, tmp_path: Path, columns: int = 80) -> Run:
+async def cli(
+    *args: str, tmp_path: Path, columns: int = 80, extra_env: dict[str, str] | None = None
+) -> Run:
     """Run ``python -m codeatlas.cli *args`` with piped output at *columns* columns."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEATLAS_")}
     # never the per-user data directory: a test must not start (or measure) the real one
     env |= {"COLUMNS": str(columns), "CODEATLAS_DATA_DIR": str(tmp_path / "no-server")}
+    env |= extra_env or {}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -188,6 +191,16 @@ async def test_connection_failures_are_one_human_line_without_the_password(
         assert "s3cretpw" not in run.out + run.err
         for name in ("gaierror", "ConnectionRefusedError", "OSError", "Error:"):
             assert name not in run.err
+
+
+async def test_a_bad_setting_is_named_without_its_value(tmp_path: Path) -> None:
+    run = await cli(
+        "status",
+        tmp_path=tmp_path,
+        extra_env={"CODEATLAS_POOL_MAX_SIZE": "s3cretpw", "CODEATLAS_DSN": "postgresql://h/db"},
+    )
+    assert_one_error_line(run, "invalid setting: CODEATLAS_POOL_MAX_SIZE: Input should be")
+    assert "s3cretpw" not in run.err
 
 
 async def test_a_mistyped_option_does_not_echo_the_password(tmp_path: Path) -> None:

@@ -150,12 +150,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         import asyncpg
+        import pydantic
 
         from ..errors import CodeAtlasError
         from ._console import describe_error, err, scrub
 
         expected = isinstance(
-            exc, CodeAtlasError | OSError | asyncpg.PostgresError | asyncpg.InterfaceError
+            exc,
+            CodeAtlasError
+            | OSError
+            | asyncpg.PostgresError
+            | asyncpg.InterfaceError
+            | pydantic.ValidationError,
         )
         if not expected:
             # a bug: the traceback is what a report needs (secrets scrubbed all the same)

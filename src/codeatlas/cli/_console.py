@@ -13,6 +13,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import asyncpg
+import pydantic
 from rich.console import Console
 
 from ..atlas import resolve_dsn
@@ -114,6 +115,13 @@ def describe_error(exc: BaseException, dsn: str | None = None) -> str:
     """Say in words what *exc* means (never just its class name); *dsn* names the server."""
     if isinstance(exc, CodeAtlasError):
         return str(exc)
+    if isinstance(exc, pydantic.ValidationError):
+        # names and reasons only: an input value could be a secret
+        problems = "; ".join(
+            f"CODEATLAS_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return f"invalid setting: {problems}"
     server = _server_address(dsn)
     if isinstance(exc, socket.gaierror):
         host = server.rsplit(":", 1)[0] if server else "the server's host"
