@@ -47,6 +47,7 @@ from asyncpg.pool import Pool
 
 from ._state import AtlasState
 from .errors import (
+    CodeAtlasError,
     ConnectionLostError,
     InvalidInputError,
     TransactionAbortedError,
@@ -157,10 +158,16 @@ async def _undo(connection: Any, statement: str) -> None:
         _discard(connection)
 
 
-async def _run_fully(connection: Any, statement: str) -> None:
-    """Run a state-opening statement uncancellably, with errors translated."""
+async def _set_up(connection: Any, statement: str, undo: str) -> None:
+    """Run state-opening *statement* to its end; if the caller was cancelled meanwhile, run
+    *undo* too before the cancellation propagates (else nothing would undo it)."""
+    task = asyncio.ensure_future(connection.execute(statement))
     try:
-        await _uncancellable(connection.execute(statement))
+        await _uncancellable(task)
+    except asyncio.CancelledError:
+        if not task.cancelled() and task.exception() is None:
+            await _undo(connection, undo)
+        raise
     except Exception as exc:
         raise _translate(exc) from exc
 
@@ -279,13 +286,12 @@ class Executor:
         for attempt in (1, 2):
             async with self._pooled() as connection:
                 try:
-                    await _uncancellable(connection.execute(statement))
-                except Exception as exc:
-                    error = _translate(exc)
+                    await _set_up(connection, statement, "ROLLBACK")
+                except CodeAtlasError as error:
                     if attempt == 1 and type(error) is ConnectionLostError:
                         _discard(connection)  # died idle in the pool: nothing began
                         continue
-                    raise error from exc
+                    raise
                 yield connection
                 return
 
@@ -326,14 +332,18 @@ class Executor:
     @asynccontextmanager
     async def _savepoint(self, connection: Any) -> AsyncIterator[None]:
         name = f"codeatlas_{next(_savepoints)}"
-        await _run_fully(connection, f"SAVEPOINT {name}")
+        # works in an aborted transaction too, and undoes SET LOCALs made since
+        undo = f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        await _set_up(connection, f"SAVEPOINT {name}", undo)
         try:
             yield
         except BaseException:
-            # works in an aborted transaction too, and undoes SET LOCALs made since
-            await _undo(connection, f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+            await _undo(connection, undo)
             raise
-        await _run_fully(connection, f"RELEASE SAVEPOINT {name}")
+        try:
+            await _uncancellable(connection.execute(f"RELEASE SAVEPOINT {name}"))
+        except Exception as exc:
+            raise _translate(exc) from exc
 
     @asynccontextmanager
     async def with_settings(self, settings: Mapping[str, str]) -> AsyncIterator[Executor]:
@@ -380,14 +390,13 @@ class Executor:
             raise _translate(exc) from exc
         assert previous is not None
         savepoint = f"codeatlas_{next(_savepoints)}"
-        await _run_fully(connection, f"SAVEPOINT {savepoint}{assignments}")
+        # works in an aborted transaction too, and undoes the SET LOCALs
+        undo = f"ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}"
+        await _set_up(connection, f"SAVEPOINT {savepoint}{assignments}", undo)
         try:
             yield
         except BaseException:
-            # works in an aborted transaction too, and undoes the SET LOCALs
-            await _undo(
-                connection, f"ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}"
-            )
+            await _undo(connection, undo)
             raise
         # RELEASE keeps SET LOCALs, so the previous values go back first; a setting its
         # library had not defined yet reads NULL: back to its default.
