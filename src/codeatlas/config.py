@@ -135,6 +135,9 @@ def _redact(dsn: str, secrets: list[str] | None = None) -> str:
 
 
 def _redact_url(dsn: str, start: int, secrets: list[str] | None = None) -> str:
+    at = dsn.rfind("@")
+    if at > start and dsn[at - 1] == ":" and dsn.find(":", start, at) == at - 1:
+        dsn = dsn[: at - 1] + dsn[at:]  # an empty password: "user:@host" reads "user@host"
     result: list[str] = []
     position = 0
     for begin, end in _url_masks(dsn, start):
