@@ -37,7 +37,12 @@ async def migrate(args: argparse.Namespace) -> int:
 
     # On a terminal a spinner names the running migration (an index build can take
     # minutes); piped output gets the line after each one.
-    with out.status("", spinner="dots") if out.is_terminal else contextlib.nullcontext() as spinner:
+    live = (
+        out.status("reading the ledger", spinner="dots")
+        if out.is_terminal
+        else contextlib.nullcontext()
+    )
+    with live as spinner:
 
         def start(migration: Migration) -> None:
             if spinner is not None:
