@@ -21,10 +21,14 @@ async def data(args: argparse.Namespace) -> int:
         )
     if args.remove:
         usage = await remove_data_dir(data_dir)
-        out.print(f"[green]removed[/] {usage.data_dir} ({human_bytes(usage.total_bytes)} freed)")
+        out.print(
+            f"[green]removed[/] {usage.data_dir} ({human_bytes(usage.total_bytes)} freed)",
+            soft_wrap=True,
+        )
         return 0
     for line in describe_usage(data_usage(data_dir)):
-        out.print(line, markup=False, overflow="fold")
+        # never folded: a path must survive copy and paste whole
+        out.print(line, markup=False, soft_wrap=True)
     return 0
 
 
