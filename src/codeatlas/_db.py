@@ -161,7 +161,11 @@ async def _undo(connection: Any, statement: str) -> None:
 async def _set_up(connection: Any, statement: str, undo: str) -> None:
     """Run state-opening *statement* to its end; if the caller was cancelled meanwhile, run
     *undo* too before the cancellation propagates (else nothing would undo it)."""
-    task = asyncio.ensure_future(connection.execute(statement))
+    try:
+        # a pool proxy whose connection broke raises on the call itself
+        task = asyncio.ensure_future(connection.execute(statement))
+    except Exception as exc:
+        raise _translate(exc) from exc
     try:
         await _uncancellable(task)
     except asyncio.CancelledError:
