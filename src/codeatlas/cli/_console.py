@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pydantic
 from rich.console import Console
+from rich.markup import escape
 
 from ..atlas import resolve_dsn
 from ..config import Settings, dsn_secrets, redact_dsn
@@ -60,8 +61,9 @@ async def resolve_target(args: argparse.Namespace) -> Target:
 
 
 def where(target: Target) -> str:
-    """Name *target* for a message, password redacted."""
-    return f"{'embedded server ' if target.embedded else ''}{redact_dsn(target.dsn)}"
+    """Name *target* for a message (rich markup escaped), password redacted."""
+    # escaped: a DSN may hold "[...]" (an IPv6 host), which rich would read as markup
+    return escape(f"{'embedded server ' if target.embedded else ''}{redact_dsn(target.dsn)}")
 
 
 def shorten_path(text: str, width: int) -> str:

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from rich.markup import escape
+
 from .._server import DataUsage, data_usage, remove_data_dir
 from ..config import Settings
 from ._console import human_bytes, out
@@ -22,7 +24,8 @@ async def data(args: argparse.Namespace) -> int:
     if args.remove:
         usage = await remove_data_dir(data_dir)
         out.print(
-            f"[green]removed[/] {usage.data_dir} ({human_bytes(usage.total_bytes)} freed)",
+            f"[green]removed[/] {escape(str(usage.data_dir))} "
+            f"({human_bytes(usage.total_bytes)} freed)",
             soft_wrap=True,
         )
         return 0

@@ -7,6 +7,7 @@ import contextlib
 from typing import Final
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from .._pool import open_connection
@@ -188,7 +189,7 @@ async def doctor(args: argparse.Namespace) -> int:
     if counts["pending"]:
         out.print(f"[yellow]{counts['pending']} pending migration(s): run codeatlas migrate[/]")
     for problem in problems:
-        err.print(f"[red]problem:[/] {problem}")
+        err.print(f"[red]problem:[/] {escape(problem)}")
     if not problems:
         out.print("[green]no problems found[/]")
     return 1 if problems else 0
