@@ -128,9 +128,12 @@ class SemanticCache(
         if ttl is not None and ttl <= timedelta(0):
             raise InvalidInputError(f"ttl must be positive, got {ttl}")
         # surrogatepass: the model below refuses unstorable text with the field's name
-        key = cache_key or hashlib.sha256(
-            f"{model or ''}\x00{query}".encode("utf-8", "surrogatepass")
-        ).hexdigest()
+        key = (
+            cache_key
+            or hashlib.sha256(
+                f"{model or ''}\x00{query}".encode("utf-8", "surrogatepass")
+            ).hexdigest()
+        )
         entry = SemanticCacheEntryCreate(
             cache_key=key,
             query=query,
