@@ -30,8 +30,10 @@ Safety rules, in the order they apply:
   the same way on rollback;
 * migration statements run on a connection whose client timeout is
   ``Settings.migration_statement_timeout`` (default: none), not ``command_timeout``;
-* every failure is a ``MigrationError``, except a lost connection (``ConnectionLostError``,
-  retryable: the next run completes what the interrupted one left);
+* every failure is a ``MigrationError``, except a lost or refused connection (a codeatlas
+  connection error; ``ConnectionLostError`` is retryable: the next run completes what the
+  interrupted one left) and a *to* that names no version (``InvalidInputError``, raised
+  before connecting);
 * a down step that drops a table holding rows is refused unless ``allow_data_loss``; rows a
   migration seeded itself are declared in its down section with
   ``-- migrate:seeded <table> WHERE <predicate>`` and do not count as caller data.
