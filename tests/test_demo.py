@@ -1,18 +1,19 @@
-"""``codeatlas demo``: a small tree indexed end to end, incremental re-runs, and the CLI."""
+"""``codeatlas demo`` and the indexer under it: a small tree indexed end to end, incremental
+re-runs, and the CLI (``demo`` and ``index-tree``) at 80 columns."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 import codeatlas
 from codeatlas.cli import main
-from codeatlas.demo import DemoReport, run_demo
+from codeatlas.cli.demo import answer, central_modules
+from codeatlas.indexer import Indexer, IndexReport
 from codeatlas.models import AnalysisStatus
 
 CID = "demo-test"
@@ -92,19 +93,16 @@ def tree(tmp_path: Path) -> Path:
     return root.resolve()
 
 
-def quiet() -> Console:
-    return Console(file=io.StringIO(), width=120)
-
-
-async def index(atlas: codeatlas.Atlas, root: Path, *queries: str) -> DemoReport:
-    return await run_demo(atlas, root, codebase_id=CID, queries=queries, console=quiet(), workers=1)
+async def index(atlas: codeatlas.Atlas, root: Path) -> IndexReport:
+    return await Indexer(atlas, workers=1).index(root, codebase_id=CID)
 
 
 async def test_first_run_fills_every_table(atlas: codeatlas.Atlas, tree: Path) -> None:
-    report = await index(atlas, tree, "read and write zip archives")
+    report = await index(atlas, tree)
 
     assert (report.files_scanned, report.files_indexed, report.files_skipped) == (6, 6, 0)
-    assert report.parse_errors == 1
+    assert [n.path for n in report.parse_errors] == ["pkg/broken.py"]
+    assert report.module_prefix == ""
     [registry] = (await atlas.codebases.registry.list({"codebase_id": CID})).items
     assert registry.analysis_status == AnalysisStatus.COMPLETED
     assert registry.codebase_path == str(tree)
@@ -144,23 +142,25 @@ async def test_first_run_fills_every_table(atlas: codeatlas.Atlas, tree: Path) -
     ).items[0]
     assert node.metadata is not None and node.metadata["pagerank"] > 0
     assert node.vector_embedding is not None
-    assert report.central_modules[0].module == "pkg.util"  # imported by two modules
+    assert (await central_modules(atlas, CID, 3))[0].module == "pkg.util"  # imported twice
 
     snapshot = await atlas.snapshots.latest(CID)
     assert snapshot is not None and snapshot.snapshot_id == report.snapshot_id == 1
     assert "python" in (snapshot.detected_technologies or [])
     assert snapshot.summary is not None and snapshot.summary["files"] == 6
 
-    [answer] = report.queries
-    assert answer.files[0].path == "pkg/archive.py"
-    assert answer.functions[0].name in {"write_zip_archive", "read_zip_archive"}
-    assert answer.files_ms > 0 and answer.functions_ms > 0
+    found = await answer(atlas, CID, "read and write zip archives")
+    assert found.files[0][0] == "pkg/archive.py"
+    assert found.functions[0][0] in {"write_zip_archive", "read_zip_archive"}
+    assert found.functions[0][1].startswith("pkg/archive.py:")
+    assert found.files_ms > 0 and found.functions_ms > 0
+    assert set(report.seconds) >= {"scan", "parse", "write", "graph", "maintenance"}
 
 
 async def test_second_run_is_incremental(atlas: codeatlas.Atlas, tree: Path) -> None:
     first = await index(atlas, tree)
     second = await index(atlas, tree)
-    assert (second.files_indexed, second.files_skipped, second.files_removed) == (0, 6, 0)
+    assert (second.files_indexed, second.files_unchanged, second.files_removed) == (0, 6, 0)
     assert not second.graph_rebuilt
     assert second.rows_written.get("codebase_metadata", 0) == 0
     assert second.rows_stored == {**first.rows_stored, "codebase_snapshots": 2}
@@ -176,7 +176,7 @@ async def test_second_run_is_incremental(atlas: codeatlas.Atlas, tree: Path) -> 
     os.utime(notes, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     third = await index(atlas, tree)
-    assert (third.files_indexed, third.files_skipped, third.files_removed) == (2, 3, 1)
+    assert (third.files_indexed, third.files_unchanged, third.files_removed) == (2, 3, 1)
     assert third.graph_rebuilt
     paths = {r.path for r in (await atlas.codebases.list({"codebase_id": CID})).items}
     assert paths == set(FILES) - {"pkg/archive.py"}
@@ -210,9 +210,44 @@ async def test_cli_demo(migrated_dsn: str, tree: Path, capsys: pytest.CaptureFix
     assert "classify" in out.split("classify prime numbers", 1)[1]
     assert "6 scanned, 6 indexed" in out
     assert "most central modules" in out
+    assert "data: in the database at" in out  # where the data lives (not embedded here)
+    # 80 columns: the width pytest's capture gives rich when no terminal is attached
+    assert max(map(len, out.splitlines())) <= 80
+    assert "pkg/util.py:" in out  # functions keep their line numbers
 
     code = await asyncio.to_thread(main, ["demo", str(tree / "missing"), "--dsn", migrated_dsn])
     captured = capsys.readouterr()
     assert code == 1
     # one message (rich may wrap it at the terminal width)
     assert captured.err.split() == ["error:", "not", "a", "directory:", str(tree / "missing")]
+
+
+async def test_cli_index_tree(
+    migrated_dsn: str, tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tree / "pkg" / "blob.py").write_bytes(b"\x00\x01binary")
+    argv = ["index-tree", str(tree), "--dsn", migrated_dsn, "--workers", "0"]
+    code = await asyncio.to_thread(main, argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "7 scanned, 6 indexed, 0 unchanged, 1 skipped" in out
+    assert "pkg/blob.py" in out and "binary content" in out
+    assert max(map(len, out.splitlines())) <= 80
+    code = await asyncio.to_thread(main, argv)
+    assert code == 0
+    assert "7 scanned, 0 indexed, 6 unchanged, 1 skipped" in capsys.readouterr().out
+
+
+def test_cli_does_not_load_the_indexer_for_other_commands() -> None:
+    import subprocess
+
+    probe = (
+        "import sys\n"
+        "from codeatlas.cli import _parser\n"
+        "_parser().parse_args(['migrate'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('codeatlas.indexer', "
+        "'codeatlas.analysis'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

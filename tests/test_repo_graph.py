@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import codeatlas
+from codeatlas.analysis.dag import AcyclicGraph, CycleGuard, strong_components
 from codeatlas.analysis.pagerank import pagerank
 from codeatlas.errors import (
     ConstraintViolationError,
@@ -22,7 +23,6 @@ from codeatlas.errors import (
     NotFoundError,
 )
 from codeatlas.models import CodebaseMetadataCreate, GraphEdgeCreate, GraphNodeCreate
-from codeatlas.analysis.dag import AcyclicGraph, CycleGuard, strong_components
 from codeatlas.repositories.graph import EdgeWriteResult
 
 CB = "cb-graph"

@@ -153,13 +153,13 @@ def _width(console: Console) -> int:
 def print_answer(console: Console, item: Answer) -> None:
     """Print one question's files and functions, each table within the console's width."""
     width = _width(console)
-    files = Table(title=item.query, title_justify="left", width=width)
+    files = Table(title=item.query, title_justify="left")
     files.add_column(f"top files ({item.files_ms:.1f} ms)", no_wrap=True, overflow="ellipsis")
     files.add_column("sim", justify="right", width=5)
     for path, similarity in item.files:
         files.add_row(shorten_path(path, width - 14), f"{similarity:.3f}")
     console.print(files)
-    functions = Table(width=width)
+    functions = Table()
     functions.add_column(f"top functions ({item.functions_ms:.1f} ms)", no_wrap=True)
     functions.add_column("where", no_wrap=True)
     functions.add_column("sim", justify="right", width=5)
@@ -175,7 +175,7 @@ def print_central(console: Console, modules: list[CentralModule]) -> None:
     if not modules:
         return
     width = _width(console)
-    table = Table(title="most central modules (PageRank, import graph)", width=width)
+    table = Table(title="most central modules (PageRank, import graph)", title_justify="left")
     table.add_column("#", justify="right", width=3)
     table.add_column("module", no_wrap=True, overflow="ellipsis")
     table.add_column("file", no_wrap=True)

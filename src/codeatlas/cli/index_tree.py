@@ -69,6 +69,8 @@ def progress_view(console: Console) -> Iterator[Callable[[IndexProgress], None]]
     def update(event: IndexProgress) -> None:
         if event.stage == "maintenance" and event.detail:
             label = event.detail if event.detail.startswith("vacuum") else f"index {event.detail}"
+        elif event.stage == "parse" and event.detail:
+            label = f"parse {event.detail}"
         else:
             label = event.stage
         label = label[:_LABEL]

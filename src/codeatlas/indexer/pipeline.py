@@ -32,7 +32,7 @@ from ..errors import InvalidInputError
 from ..models import AnalysisStatus, CodebaseMetadata
 from .changes import Changes, detect_changes
 from .embed import check_embedder, embed_batch
-from .graph import _all, build_graphs, graph_stamp, write_graphs
+from .graph import Graphs, _all, build_graphs, dependency_counts, graph_stamp, write_graphs
 from .maintenance import rebuild_indexes, vacuum
 from .parse import parse
 from .report import STAGES, FileNote, IndexReport, Progress, ProgressCallback, SkippedFile
@@ -208,8 +208,20 @@ class _Run:
             keep = sorted(set(stamps) - set(removed))
             self.done.add(await remove_files(atlas, cid, removed, keep=keep))
 
-        fresh = await self._write_files(changes.changed, parsed.analyses, stored)
-        graph_rebuilt, cycles = await self._graph(prefix, state, fresh, parsed.analyses)
+        prebuilt: Graphs | None = None
+        if parsed.analyses or removed or stored_prefix != prefix:
+            # built before the writes (analysis, timed with the parse), so each file's row
+            # carries its dependency counts
+            with self.stage("parse"):
+                self.emit("parse", 0, None, "graphs")
+                present = (set(stamps) - set(removed)) | {a.path for a in parsed.analyses}
+                prebuilt = await self._build(prefix, parsed.analyses, present)
+                self.emit("parse", 1, 1, "graphs")
+        counts = dependency_counts(prebuilt.imports) if prebuilt is not None else {}
+        fresh = await self._write_files(changes.changed, parsed.analyses, stored, counts)
+        if self.done.skipped:
+            prebuilt = None  # files the database refused are not in the graph
+        graph_rebuilt, cycles = await self._graph(prefix, state, fresh, parsed.analyses, prebuilt)
 
         await atlas.codebases.set_status(cid, AnalysisStatus.COMPLETED)
         skipped = (*scan_skipped, *parsed.skipped, *self.done.skipped)
@@ -234,6 +246,7 @@ class _Run:
         rebuilt: list[str] = []
         if ix.maintain_indexes:
             with self.stage("maintenance"):
+                self.emit("maintenance", 0, None)
                 changed = self.done.written + self.done.deleted
                 for table in await vacuum(atlas, changed):
                     self.emit("maintenance", 1, 1, f"vacuum {table}")
@@ -242,6 +255,7 @@ class _Run:
                     self.done.written,
                     lambda table, done, total: self.emit("maintenance", done, total, table),
                 )
+                self.emit("maintenance", 1, 1)
         written_paths = set(self.done.paths)
         analyses = [a for a in parsed.analyses if a.path in written_paths]
         return {
@@ -273,6 +287,7 @@ class _Run:
         changed: Sequence[SourceFile],
         analyses: Sequence[FileAnalysis],
         stored: dict[str, Any],
+        counts: dict[str, tuple[int, int]],
     ) -> dict[str, npt.NDArray[np.float32]]:
         """Embed and write *analyses* batch by batch; return path -> summary of those written."""
         atlas, cid, ix = self.atlas, self.codebase_id, self.indexer
@@ -298,6 +313,7 @@ class _Run:
                             vectors.summaries[i],
                             vectors.chunks[i],
                             vectors.symbols[i],
+                            counts.get(a.path),
                         )
                     )
                 done = await write_batch(atlas, cid, rows, set(stored))
@@ -309,12 +325,31 @@ class _Run:
             self.emit("write", min(start + ix.batch_files, total), total, "files")
         return summaries
 
+    async def _build(
+        self, prefix: str, analyses: Sequence[FileAnalysis], paths: set[str]
+    ) -> Graphs:
+        """Return the graphs of *paths*: fresh *analyses*, stored facts for the others."""
+        atlas, cid = self.atlas, self.codebase_id
+        python: dict[str, PythonAnalysis] = {
+            a.path: a.python for a in analyses if a.path in paths and a.python is not None
+        }
+        wanted = {p for p in paths if detect_language(p) == "python"} - set(python)
+        if wanted:
+            rows: list[CodebaseMetadata] = await _all(
+                atlas.codebases, {"codebase_id": cid, "language": "python"}
+            )
+            for row in rows:
+                if row.path in wanted:
+                    python[row.path] = analysis_from_row(row, prefix)
+        return await asyncio.to_thread(build_graphs, python)
+
     async def _graph(
         self,
         prefix: str,
         state: dict[str, Any],
         fresh: dict[str, npt.NDArray[np.float32]],
         analyses: Sequence[FileAnalysis],
+        prebuilt: Graphs | None,
     ) -> tuple[bool, dict[str, int]]:
         """Rebuild the graph unless its stamp says it was built from the files as they are."""
         atlas, cid = self.atlas, self.codebase_id
@@ -323,24 +358,15 @@ class _Run:
             digest = graph_stamp(stamps, prefix)
             if state.get("graph") == digest and state.get("module_prefix") == prefix:
                 return False, {}
-            self.emit("graph", 0, None, "build")
-            python: dict[str, PythonAnalysis] = {
-                a.path: a.python for a in analyses if a.path in fresh and a.python is not None
-            }
-            wanted = {p for p in stamps if detect_language(p) == "python"} - set(python)
-            if wanted:
-                rows: list[CodebaseMetadata] = await _all(
-                    atlas.codebases, {"codebase_id": cid, "language": "python"}
-                )
-                for row in rows:
-                    if row.path in wanted:
-                        python[row.path] = analysis_from_row(row, prefix)
-            graphs = await asyncio.to_thread(build_graphs, python)
+            if prebuilt is None:
+                self.emit("graph", 0, None, "build")
+                written = [a for a in analyses if a.path in fresh]
+                prebuilt = await self._build(prefix, written, set(stamps))
             self.emit("graph", 0, None, "write")
             done, cycles = await write_graphs(
                 atlas,
                 cid,
-                graphs,
+                prebuilt,
                 fresh=fresh,
                 state={**state, "module_prefix": prefix, "graph": digest},
             )

@@ -9,7 +9,8 @@ file's functions (the module level's when it has none); ``maintainability_index`
 Halstead measures and the line counts come from ``codeatlas.analysis``;
 ``documentation_coverage`` is the share of functions and classes with a docstring;
 ``last_modified`` is the file's mtime in whole seconds since the epoch. Dependency counts
-and ``pagerank_score`` are set by the graph stage.
+come from the import graph built before the writes (and are corrected by the graph stage
+for files whose counts moved); ``pagerank_score`` is set by the graph stage.
 """
 
 from __future__ import annotations
@@ -133,9 +134,13 @@ def file_rows(
     summary: npt.NDArray[np.float32],
     chunk_vectors: npt.NDArray[np.float32],
     symbol_vectors: npt.NDArray[np.float32],
+    counts: tuple[int, int] | None = None,
 ) -> FileRows:
-    """Return the rows of one file; *file_id* is its code_files id (kept across runs)."""
-    metadata = _metadata_row(codebase_id, root, source, analysis, summary)
+    """Return the rows of one file; *file_id* is its code_files id (kept across runs).
+
+    *counts* are its (dependency_count, dependent_count) when the graph is known.
+    """
+    metadata = _metadata_row(codebase_id, root, source, analysis, summary, counts)
     notes = analysis.notes
     replaced = _unstorable_in_structure(analysis.python)
     if replaced:
@@ -276,10 +281,13 @@ def _metadata_row(
     source: SourceFile,
     analysis: FileAnalysis,
     vector: npt.NDArray[np.float32],
+    counts: tuple[int, int] | None,
 ) -> CodebaseMetadataCreate:
     metrics = analysis.metrics
     python = analysis.python
     values = _python_values(python) if python is not None and python.parse_error is None else {}
+    if counts is not None:
+        values["dependency_count"], values["dependent_count"] = counts
     return CodebaseMetadataCreate(
         codebase_id=codebase_id,
         codebase_path=root,
