@@ -25,7 +25,7 @@ import codeatlas
 from codeatlas.errors import DataLossRefusedError, ImmutableRowError
 from codeatlas.migrations import Migrator
 
-BEFORE_SEED: Final = 20250101000006
+BEFORE_SEED: Final = 20240101000005  # the last base migration before the seed's 07
 HEAD_VERSIONS: Final = [
     20240101000001,
     20240101000002,
@@ -1224,7 +1224,7 @@ async def test_round_trip_to_before_the_seed_restores_an_identical_catalog(
     assert await public_tables(migrated_dsn) == sorted(
         [*BASE_TABLES, "codeatlas_schema_migrations", "codeatlas_vector_indexes"]
     )
-    assert await ledger_versions(migrated_dsn) == [v for v in HEAD_VERSIONS if v < BEFORE_SEED]
+    assert await ledger_versions(migrated_dsn) == [v for v in HEAD_VERSIONS if v <= BEFORE_SEED]
     between = await catalog(migrated_dsn)
     assert between["triggers"] == []
     assert not any("ivfflat" in row[2] for row in between["indexes"])
@@ -1305,7 +1305,7 @@ async def test_user_graph_types_block_rollback(migrated_dsn: str, change: str) -
         await migrator.rollback(to=BEFORE_SEED)
     assert await ledger_versions(migrated_dsn) == HEAD_VERSIONS
     await migrator.rollback(to=BEFORE_SEED, allow_data_loss=True)
-    assert await ledger_versions(migrated_dsn) == [v for v in HEAD_VERSIONS if v < BEFORE_SEED]
+    assert await ledger_versions(migrated_dsn) == [v for v in HEAD_VERSIONS if v <= BEFORE_SEED]
 
 
 # -- append-only tables ---------------------------------------------------------------------
