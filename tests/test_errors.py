@@ -471,3 +471,11 @@ async def test_cancellation_is_never_translated(atlas: codeatlas.Atlas, migrated
             None,
             "1",
         )
+
+
+async def test_a_closed_atlas_says_so(migrated_dsn: str) -> None:
+    atlas = await codeatlas.connect(migrated_dsn, migrate=False)
+    await atlas.close()
+    with pytest.raises(ConnectionLostError, match="closed") as caught:
+        await atlas.vector_search.count()
+    assert not caught.value.retryable

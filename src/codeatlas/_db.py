@@ -39,7 +39,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager, contextmanager, suppress
 from functools import lru_cache
 from socket import gaierror
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import asyncpg
 from asyncpg import Record
@@ -97,6 +97,14 @@ def _translate(exc: Exception, *, write_in_flight: bool = False) -> BaseExceptio
     if isinstance(exc, _ARGUMENT_ERRORS):
         return InvalidInputError(f"a query argument could not be encoded: {type(exc).__name__}")
     return exc
+
+
+def _reraise(exc: Exception, *, write_in_flight: bool = False) -> NoReturn:
+    """Raise the codeatlas error for *exc*, chained to it (or *exc* itself, if it is one)."""
+    error = _translate(exc, write_in_flight=write_in_flight)
+    if error is exc:
+        raise exc
+    raise error from exc
 
 
 @contextmanager
@@ -165,7 +173,7 @@ async def _set_up(connection: Any, statement: str, undo: str) -> None:
         # a pool proxy whose connection broke raises on the call itself
         task = asyncio.ensure_future(connection.execute(statement))
     except Exception as exc:
-        raise _translate(exc) from exc
+        _reraise(exc)
     try:
         await _uncancellable(task)
     except asyncio.CancelledError:
@@ -173,7 +181,7 @@ async def _set_up(connection: Any, statement: str, undo: str) -> None:
             await _undo(connection, undo)
         raise
     except Exception as exc:
-        raise _translate(exc) from exc
+        _reraise(exc)
 
 
 class Executor:
@@ -236,6 +244,10 @@ class Executor:
         """
         assert self._pool is not None
         state = self.state
+        if self._pool.is_closing():
+            closed = ConnectionLostError("this Atlas is closed: connect again")
+            closed.retryable = False
+            raise closed
         for _ in range(self._pool.get_max_size() + 1):
             try:
                 connection = await self._pool.acquire()
@@ -264,7 +276,7 @@ class Executor:
             try:
                 return await call(self._connection)
             except Exception as exc:
-                raise _translate(exc) from exc  # nothing commits before the COMMIT
+                _reraise(exc)  # nothing commits before the COMMIT
         writes = not _is_read(query) if write is None else write
         for attempt in (1, 2):
             async with self._pooled() as connection:
@@ -281,7 +293,7 @@ class Executor:
                         logger.debug("connection unusable before sending; retrying: %s", error)
                         _discard(connection)
                         continue
-                    raise error from exc
+                    _reraise(exc, write_in_flight=writes)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
@@ -303,7 +315,7 @@ class Executor:
         try:
             status = await _uncancellable(connection.execute("COMMIT"))
         except Exception as exc:
-            raise _translate(exc, write_in_flight=wrote) from exc
+            _reraise(exc, write_in_flight=wrote)
         if status == "ROLLBACK":
             # COMMIT of a transaction in which a statement failed rolls back, without error
             raise TransactionAbortedError(
@@ -347,7 +359,7 @@ class Executor:
         try:
             await _uncancellable(connection.execute(f"RELEASE SAVEPOINT {name}"))
         except Exception as exc:
-            raise _translate(exc) from exc
+            _reraise(exc)
 
     @asynccontextmanager
     async def with_settings(self, settings: Mapping[str, str]) -> AsyncIterator[Executor]:
@@ -391,7 +403,7 @@ class Executor:
         try:
             previous = await _uncancellable(connection.fetchrow(f"SELECT {read}", *names))
         except Exception as exc:
-            raise _translate(exc) from exc
+            _reraise(exc)
         assert previous is not None
         savepoint = f"codeatlas_{next(_savepoints)}"
         # works in an aborted transaction too, and undoes the SET LOCALs
@@ -415,7 +427,7 @@ class Executor:
         except Exception as exc:
             # whether the values went back is unknown: the transaction cannot be trusted
             _discard(connection)
-            raise _translate(exc) from exc
+            _reraise(exc)
 
     # -- statements ---------------------------------------------------------------------------
 
