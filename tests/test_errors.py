@@ -479,3 +479,18 @@ async def test_a_closed_atlas_says_so(migrated_dsn: str) -> None:
     with pytest.raises(ConnectionLostError, match="closed") as caught:
         await atlas.vector_search.count()
     assert not caught.value.retryable
+
+
+async def test_a_refused_setting_leaves_the_transaction_usable(atlas: codeatlas.Atlas) -> None:
+    async with atlas.transaction() as tx:
+        await tx.vector_search.insert(chunk("kept.py"))
+        with pytest.raises(InvalidInputError, match="22023"):
+            async with tx.executor.with_settings({"ivfflat.probes": "40000"}):
+                raise AssertionError("the setting was refused: the block must not run")
+        assert await tx.executor.fetchval("SELECT 1") == 1  # not aborted
+    assert await atlas.vector_search.count() == 1
+    with pytest.raises(InvalidInputError):
+        async with atlas.executor.with_settings({"ivfflat.probes": "40000"}):
+            raise AssertionError("unreachable")
+    async with atlas.executor.acquire() as connection:
+        assert not connection.is_in_transaction()

@@ -181,6 +181,10 @@ async def _set_up(connection: Any, statement: str, undo: str) -> None:
             await _undo(connection, undo)
         raise
     except Exception as exc:
+        if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate != "25P02":
+            # a later part (a SET LOCAL) failed after the BEGIN or SAVEPOINT had run: undo
+            # it, or the caller's transaction (or the pooled connection) stays aborted
+            await _undo(connection, undo)
         _reraise(exc)
 
 
