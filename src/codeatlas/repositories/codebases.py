@@ -16,6 +16,7 @@ from ..models import (
     CodebaseRegistryCreate,
     CodebaseRegistryUpdate,
 )
+from ..models._types import check_json
 from ..search import SearchableRepository
 from ._base import Repository, check_count, check_items
 from ._maintenance import Vacuumable
@@ -219,9 +220,18 @@ class CodebasesRepository(
 
         Rows whose counts already match are not touched; paths without a row are ignored.
         """
-        paths = sorted(counts)
+        if not isinstance(counts, Mapping):
+            raise InvalidInputError(f"counts must map paths to counts, not {type(counts).__name__}")
+        codebase_id = self._value("codebase_id", codebase_id)
+        paths = sorted(self._value("path", path) for path in counts)
         for path in paths:
-            if not all(isinstance(n, int) and n >= 0 for n in counts[path]):
+            pair = counts[path]
+            if not (
+                isinstance(pair, tuple | list)
+                and len(pair) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in pair)
+                and all(0 <= n <= 2**31 - 1 for n in pair)
+            ):
                 raise InvalidInputError(
                     f"counts[{path!r}] must be two non-negative integers, got {counts[path]!r}"
                 )
@@ -236,6 +246,7 @@ class CodebasesRepository(
 
     async def index_state(self, codebase_id: str) -> dict[str, Any] | None:
         """Return what the indexer recorded for a codebase (``metadata["index"]``), or None."""
+        codebase_id = self._value("codebase_id", codebase_id)
         state = await self._executor.fetchval(_INDEX_STATE, codebase_id)
         return state if isinstance(state, dict) else None
 
@@ -244,6 +255,10 @@ class CodebasesRepository(
 
         Raises NotFoundError if the codebase is not registered.
         """
-        status = await self._executor.execute(_SET_INDEX_STATE, codebase_id, dict(state))
+        codebase_id = self._value("codebase_id", codebase_id)
+        if not isinstance(state, Mapping):
+            raise InvalidInputError(f"state must be a mapping, got {type(state).__name__}")
+        state = check_json(dict(state), field="state")
+        status = await self._executor.execute(_SET_INDEX_STATE, codebase_id, state)
         if status.split()[-1] == "0":
             raise NotFoundError(f"no codebase registered as {codebase_id!r}")

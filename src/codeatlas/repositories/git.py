@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn, TypedDict, Unpack
 
 from .._db import Executor
@@ -290,6 +290,10 @@ class GitRepository(Repository[GitAgentSession, GitAgentSessionCreate, GitAgentS
             raise InvalidInputError(f"lease must be a timedelta, got {type(lease).__name__}")
         if lease <= timedelta(0):
             raise InvalidInputError(f"lease must be positive, got {lease}")
+        try:
+            datetime.now(UTC) + lease
+        except OverflowError:
+            raise InvalidInputError(f"lease {lease} ends after year 9999") from None
         record = await self._executor.fetchrow(_CLAIM_NEXT, worker_id, lease)
         return None if record is None else GitPendingMerge.from_record(record)
 

@@ -250,9 +250,7 @@ def _edge_types(edge_types: Sequence[str] | None) -> builtins.list[str] | None:
     if edge_types is not None and not isinstance(edge_types, Iterable):
         raise InvalidInputError(f"edge_types must be a sequence, got {type(edge_types).__name__}")
     return (
-        None
-        if edge_types is None
-        else [check_text(str(t), field="edge_types") for t in edge_types]
+        None if edge_types is None else [check_text(str(t), field="edge_types") for t in edge_types]
     )
 
 
@@ -278,6 +276,10 @@ class GraphRepository(
 
     async def add_nodes(self, nodes: Iterable[GraphNodeCreate]) -> int:
         """Upsert *nodes* on (codebase_id, node_id) atomically; return how many were written."""
+        if not isinstance(nodes, Iterable):
+            raise InvalidInputError(
+                f"nodes must be GraphNodeCreate rows, not {type(nodes).__name__}"
+            )
         return await self.upsert_many(builtins.list(nodes))
 
     async def add_edges(
@@ -297,6 +299,10 @@ class GraphRepository(
         batches cannot close a cycle between them.
         """
         graph_type = _graph_type_name(graph_type)
+        if not isinstance(edges, Iterable):
+            raise InvalidInputError(
+                f"edges must be GraphEdgeCreate rows, not {type(edges).__name__}"
+            )
         if on_cycle not in ("raise", "skip"):
             raise InvalidInputError(f"on_cycle must be 'raise' or 'skip', got {on_cycle!r}")
         batch = [self._typed_edge(edge, graph_type) for edge in edges]

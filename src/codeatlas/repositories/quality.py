@@ -10,7 +10,7 @@ findings (RunFinishedError), and findings themselves are never updated (Immutabl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any, Final
 
 from .._db import Executor
@@ -204,6 +204,10 @@ class QualityRepository(Repository[QualityRun, QualityRunCreate, QualityRunUpdat
         *severity* is one level or a list of levels (any of them).
         """
         severities: list[str] | None
+        if not (severity is None or isinstance(severity, str | Sequence | Set)):
+            raise InvalidInputError(
+                f"severity must be a level or a list of levels, got {type(severity).__name__}"
+            )
         if severity is None:
             severities = None
         elif isinstance(severity, str):  # a Severity is a str too

@@ -183,7 +183,9 @@ class RagRepository(
             RagQueryCreate(
                 query_text=query_text,
                 query_embedding=query_embedding,
-                result_ids=builtins.list(result_ids),
+                result_ids=builtins.list(result_ids)
+                if isinstance(result_ids, Iterable) and not isinstance(result_ids, str)
+                else result_ids,
                 response=response,
                 model_used=model_used,
                 tokens_used=tokens_used,

@@ -425,5 +425,6 @@ class RulesRepository(SearchableRepository[Rule, RuleCreate, RuleUpdate]):
             )
         if older_than < timedelta(0):
             raise InvalidInputError(f"older_than must not be negative, got {older_than}")
+        _since(older_than or timedelta.resolution)  # refuses a window reaching before year 1
         status = await self._executor.execute(_EXPIRE_STALE, older_than)
         return int(status.split()[-1])

@@ -27,7 +27,7 @@ from ..models import (
     TechnologyTemplateUpdate,
     TechnologyType,
 )
-from ._base import Repository, check_flag
+from ._base import Repository, check_flag, check_items
 
 __all__ = ["TechnologyRepository", "TechnologyTemplatesRepository", "template_checksum"]
 
@@ -121,6 +121,7 @@ class TechnologyTemplatesRepository(
 
     async def insert_many(self, items: Sequence[TechnologyTemplateCreate]) -> int:
         """Insert every template with its checksum, atomically; return the count."""
+        check_items(items, field="items")
         return await super().insert_many([self._sealed(item) for item in items])
 
     async def upsert(self, data: TechnologyTemplateCreate) -> TechnologyTemplate:
@@ -129,6 +130,7 @@ class TechnologyTemplatesRepository(
 
     async def upsert_many(self, items: Sequence[TechnologyTemplateCreate]) -> int:
         """Upsert every template by identifier with its checksum, atomically."""
+        check_items(items, field="items")
         return await super().upsert_many([self._sealed(item) for item in items])
 
     async def update(self, key: Any, patch: TechnologyTemplateUpdate) -> TechnologyTemplate:
@@ -136,6 +138,10 @@ class TechnologyTemplatesRepository(
 
         ``checksum`` is derived, so a patch may set it only alongside a matching template.
         """
+        if not isinstance(patch, TechnologyTemplateUpdate):
+            raise InvalidInputError(
+                f"update takes TechnologyTemplateUpdate, got {type(patch).__name__}"
+            )
         written = patch.model_fields_set
         if "template" in written and patch.template is not None:
             checksum = template_checksum(patch.template)

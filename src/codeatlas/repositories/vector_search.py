@@ -8,6 +8,7 @@ from typing import Final
 from ..errors import InvalidInputError
 from ..models import VectorSearch, VectorSearchCreate, VectorSearchUpdate
 from ..search import SearchableRepository
+from ._base import check_items
 
 __all__ = ["VectorSearchRepository"]
 
@@ -38,6 +39,9 @@ class VectorSearchRepository(
         Readers see either the old rows or the new ones, and concurrent replacements of one
         file queue (the last to commit wins whole). An empty *rows* removes the file.
         """
+        codebase_id = self._value("codebase_id", codebase_id)
+        file_path = self._value("file_path", file_path)
+        check_items(rows, field="rows")
         for row in rows:
             self._check_create(row)
             if row.codebase_id != codebase_id or row.file_path != file_path:
