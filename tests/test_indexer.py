@@ -256,3 +256,54 @@ async def test_a_stdlib_named_submodule_does_not_top_pagerank(
     assert into_typing == {"imports:mypkg.core->mypkg.typing"}
     util = (await atlas.codebases.list({"codebase_id": "ranks", "path": "util.py"})).items[0]
     assert util.dependent_count == 16  # core, sub, sub.leaf, sub.sibling and m0..m11
+
+
+# -- the repository methods the indexer writes through ---------------------------------------
+
+
+async def test_repository_methods_for_the_indexer(atlas: codeatlas.Atlas, tmp_path: Path) -> None:
+    package = write_package(tmp_path / "repo")
+    await Indexer(atlas, workers=0, maintain_indexes=False).index(package, codebase_id="repo")
+
+    files = await atlas.code.inventory("repo")
+    assert set(files) == set(PACKAGE)
+    core = files["core.py"]
+    assert core.locations == core.metadata["symbols"] == 1
+    assert core.chunks == core.metadata["chunks"] >= 1
+    assert await atlas.code.inventory("nobody") == {}
+
+    state = await atlas.codebases.index_state("repo")
+    assert state is not None and state["module_prefix"] == "mypkg" and len(state["graph"]) == 64
+    await atlas.codebases.set_index_state("repo", {**state, "graph": "stale"})
+    assert (await atlas.codebases.index_state("repo") or {})["graph"] == "stale"
+    with pytest.raises(codeatlas.errors.NotFoundError):
+        await atlas.codebases.set_index_state("nobody", {})
+    assert await atlas.codebases.index_state("nobody") is None
+
+    # only rows whose counts differ are touched; unknown paths are ignored
+    assert await atlas.codebases.set_dependency_counts("repo", {"util.py": (0, 4)}) == 0
+    assert (
+        await atlas.codebases.set_dependency_counts(
+            "repo", {"util.py": (2, 9), "missing.py": (1, 1)}
+        )
+        == 1
+    )
+    util = (await atlas.codebases.list({"codebase_id": "repo", "path": "util.py"})).items[0]
+    assert (util.dependency_count, util.dependent_count) == (2, 9)
+    with pytest.raises(InvalidInputError, match="non-negative"):
+        await atlas.codebases.set_dependency_counts("repo", {"util.py": (-1, 0)})
+
+    # a stale stamp: the next run rebuilds the graph (and so repairs the counts) with no
+    # file changed
+    report = await Indexer(atlas, workers=0, maintain_indexes=False).index(
+        package, codebase_id="repo"
+    )
+    assert report.graph_rebuilt and report.files_indexed == 0
+    util = (await atlas.codebases.list({"codebase_id": "repo", "path": "util.py"})).items[0]
+    assert (util.dependency_count, util.dependent_count) == (0, 4)
+
+    for repository in (atlas.codebases, atlas.code, atlas.code.embeddings, atlas.graph):
+        await repository.vacuum_analyze()
+    with pytest.raises(codeatlas.errors.CodeAtlasError):
+        async with atlas.transaction() as tx:
+            await tx.code.vacuum_analyze()  # VACUUM cannot run inside a transaction

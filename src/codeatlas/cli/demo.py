@@ -182,10 +182,6 @@ def print_central(console: Console, modules: list[CentralModule]) -> None:
     table.add_column("PageRank", justify="right", width=9)
     room = (width - 26) // 2
     for rank, module in enumerate(modules, 1):
-        table.add_row(
-            str(rank),
-            module.module,
-            shorten_path(module.path, room),
-            f"{module.score:.5f}",
-        )
+        name = module.module if len(module.module) <= room else "…" + module.module[-room + 1 :]
+        table.add_row(str(rank), name, shorten_path(module.path, room), f"{module.score:.5f}")
     console.print(table)
