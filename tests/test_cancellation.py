@@ -26,7 +26,8 @@ POOL = 4
 
 def vectors(n: int, seed: int) -> npt.NDArray[np.float32]:
     data = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-    return data / np.linalg.norm(data, axis=1, keepdims=True)
+    unit: npt.NDArray[np.float32] = data / np.linalg.norm(data, axis=1, keepdims=True)
+    return unit
 
 
 def rows(prefix: str, n: int, seed: int) -> list[VectorSearchCreate]:
@@ -83,7 +84,8 @@ async def assert_pool_clean(atlas: codeatlas.Atlas) -> None:
         pids = []
         for connection in held:
             assert not connection.is_in_transaction()
-            assert tuple(await connection.fetchrow(query)) in defaults
+            record = await connection.fetchrow(query)
+            assert record is not None and tuple(record) in defaults
             pids.append(connection.get_server_pid())
         states = await held[0].fetch(
             "SELECT pid, state, backend_xid FROM pg_stat_activity WHERE pid = ANY($1::int[])",
@@ -164,6 +166,7 @@ async def test_cancellation_fuzz_leaves_nothing_behind(migrated_dsn: str) -> Non
                     "SELECT current_setting('ivfflat.probes'), "
                     "current_setting('ivfflat.iterative_scan'), current_setting('enable_seqscan')"
                 )
+                assert settings is not None
                 assert tuple(settings) == ("3", "off", "off"), (i, tuple(settings))
                 if i % 10 == 0:
                     await tx.vector_search.insert(rows(f"caller{i}", 1, i)[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,7 +47,8 @@ DIM = 1536
 
 def vector(seed: int) -> npt.NDArray[np.float32]:
     data = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
-    return data / np.linalg.norm(data)
+    unit: npt.NDArray[np.float32] = data / np.linalg.norm(data)
+    return unit
 
 
 def chunk(path: str, seed: int = 0) -> VectorSearchCreate:
@@ -451,7 +452,7 @@ async def test_cancellation_is_never_translated(atlas: codeatlas.Atlas, migrated
     try:
         # the lock makes the search wait on the server, so the cancel lands mid-statement
         await blocker.execute("BEGIN; LOCK TABLE vector_search IN ACCESS EXCLUSIVE MODE")
-        calls: list[Callable[[], Awaitable[Any]]] = [
+        calls: list[Callable[[], Coroutine[Any, Any, Any]]] = [
             lambda: atlas.executor.fetchval("SELECT pg_sleep(5)"),
             lambda: atlas.vector_search.search_similar(vector(5), 5, probes=7),
             lambda: atlas.vector_search.insert(chunk("cancelled.py")),

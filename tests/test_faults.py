@@ -50,7 +50,8 @@ _VECTORS /= np.linalg.norm(_VECTORS, axis=1, keepdims=True)
 
 
 def vec(i: int) -> npt.NDArray[np.float32]:
-    return _VECTORS[i % len(_VECTORS)]
+    row: npt.NDArray[np.float32] = _VECTORS[i % len(_VECTORS)]
+    return row
 
 
 def rows(prefix: str, n: int) -> list[VectorSearchCreate]:
