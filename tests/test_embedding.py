@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeatlas.embedding import Embedder, HashingEmbedder, tokenize
+from codeatlas.embedders import Embedder, HashingEmbedder, tokenize
 from codeatlas.errors import InvalidInputError
 
 ARGPARSE_CODE = """
@@ -101,7 +101,7 @@ def test_identical_vectors_in_another_process() -> None:
     # A fresh interpreter with a different hash seed must produce the same bytes.
     script = (
         "import asyncio, sys\n"
-        "from codeatlas.embedding import HashingEmbedder\n"
+        "from codeatlas.embedders import HashingEmbedder\n"
         "texts = [sys.argv[1], sys.argv[2]]\n"
         "vectors = asyncio.run(HashingEmbedder(1536).embed(texts))\n"
         "sys.stdout.write(vectors.tobytes().hex())\n"

@@ -11,7 +11,7 @@ import pytest
 import codeatlas
 from codeatlas.analysis import analyse_file, build_import_graph, module_name, package_prefix
 from codeatlas.analysis.scan import SourceFile
-from codeatlas.embedding import HashingEmbedder
+from codeatlas.embedders import HashingEmbedder
 from codeatlas.errors import InvalidInputError
 from codeatlas.indexer import STAGES, Indexer, IndexReport, Progress
 from codeatlas.indexer.parse import parse

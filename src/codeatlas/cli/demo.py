@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..atlas import Atlas, connect
-from ..embedding import HashingEmbedder
+from ..embedders import HashingEmbedder
 from ..indexer import DEFAULT_EXCLUDE_DIRS, Indexer, stdlib_path
 from ._console import out, resolve_target, shorten_path
 from .index_tree import print_report, progress_view, storage_lines

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..analysis.scan import FileAnalysis
-from ..embedding import Embedder
+from ..embedders import Embedder
 from ..errors import InvalidInputError
 from .rows import chunks_of, summary_text, symbol_text, symbols_of
 

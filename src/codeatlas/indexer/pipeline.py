@@ -27,7 +27,7 @@ from ..analysis.metrics import detect_language
 from ..analysis.python import PythonAnalysis, package_prefix
 from ..analysis.scan import FileAnalysis, SourceFile
 from ..atlas import Atlas
-from ..embedding import Embedder, HashingEmbedder
+from ..embedders import Embedder, HashingEmbedder
 from ..errors import InvalidInputError
 from ..models import AnalysisStatus, CodebaseMetadata
 from .changes import Changes, detect_changes

@@ -1,35 +1,10 @@
-"""Text embeddings: the ``Embedder`` protocol and an offline ``HashingEmbedder``.
+"""``HashingEmbedder``: offline text embeddings by signed feature hashing (no model, no network).
 
-Everything in codeatlas that needs an embedding takes an ``Embedder``: an object with a
-``dimensions`` attribute and ``async embed(texts) -> ndarray`` returning one L2-normalised
-float32 row per text. ``HashingEmbedder`` needs no model and no network: it tokenises code
-(identifiers split on snake_case, camelCase and digits, whole identifiers kept too), gives
-every token a "word vector" made of its own signed hash bucket plus its character trigrams
-(as fastText does, so ``argument``, ``arguments`` and ``args`` land near each other), adds
-adjacent-token bigrams at a lower weight, and weights each token by ``1 + ln(tf)``. Hashes
+It tokenises code (identifiers split on snake_case, camelCase and digits, whole identifiers kept
+too), gives every token a "word vector" made of its own signed hash bucket plus its character
+trigrams (as fastText does, so ``argument``, ``arguments`` and ``args`` land near each other),
+adds adjacent-token bigrams at a lower weight, and weights each token by ``1 + ln(tf)``. Hashes
 come from blake2b, so a text embeds to the same vector in every process and on every machine.
-
-A hosted embedding API plugs in by implementing the protocol; for example with httpx (not a
-codeatlas dependency)::
-
-    class HostedEmbedder:
-        dimensions = 768
-
-        def __init__(self, client: httpx.AsyncClient, model: str) -> None:
-            self._client, self._model = client, model
-
-        async def embed(self, texts: Sequence[str]) -> np.ndarray:
-            response = await self._client.post(
-                "/v1/embeddings",
-                json={"model": self._model, "input": list(texts), "dimensions": 768},
-            )
-            response.raise_for_status()
-            rows = [item["embedding"] for item in response.json()["data"]]
-            vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), 768)
-            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-Batch large inputs to the provider's request limit and retry on 429 in ``embed``; callers
-only see the protocol.
 """
 
 from __future__ import annotations
@@ -39,18 +14,16 @@ import re
 import threading
 from collections.abc import Sequence
 from itertools import chain
-from typing import Final, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Final, Generic, TypeVar
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
+from .base import SUPPORTED_DIMENSIONS
 
-__all__ = ["SUPPORTED_DIMENSIONS", "Embedder", "HashingEmbedder", "tokenize"]
-
-#: The vector widths of codeatlas' tables (``vector(768)`` and ``vector(1536)`` columns).
-SUPPORTED_DIMENSIONS: Final = (768, 1536)
+__all__ = ["HashingEmbedder", "tokenize"]
 
 _WORD: Final = re.compile(r"\w+")
 # Acronyms stay whole ("HTTPServer" -> HTTP, Server); other scripts' letters form their own runs.
@@ -224,20 +197,6 @@ def _gather(
     first = np.cumsum(lengths) - lengths
     positions = np.arange(int(lengths.sum()), dtype=np.int64) - first[owner] + starts[owner]
     return positions, owner
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors of ``dimensions`` width."""
-
-    @property
-    def dimensions(self) -> int:
-        """The vector width (768 or 1536 for codeatlas' tables)."""
-        ...
-
-    async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Return an array of shape ``(len(texts), dimensions)``, one unit row per text."""
-        ...
 
 
 class HashingEmbedder:
