@@ -38,6 +38,7 @@ from codeatlas.errors import (
     StatementTimeoutError,
     TransactionAbortedError,
     TransactionConflictError,
+    translate_db_error,
 )
 from codeatlas.models import VectorSearchCreate
 from fixtures.server import PgServer
@@ -495,3 +496,63 @@ async def test_a_refused_setting_leaves_the_transaction_usable(atlas: codeatlas.
             raise AssertionError("unreachable")
     async with atlas.executor.acquire() as connection:
         assert not connection.is_in_transaction()
+
+
+def _driver_exception_classes() -> list[type[Exception]]:
+    seen: list[type[Exception]] = []
+    for module in (asyncpg.exceptions, asyncpg.exceptions._base):
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Exception)
+                and not issubclass(value, Warning)
+                and value.__module__.startswith("asyncpg")
+                and value not in seen
+            ):
+                seen.append(value)
+    return seen
+
+
+@pytest.mark.parametrize("write_in_flight", [False, True])
+def test_every_driver_and_socket_exception_class_has_a_translation(write_in_flight: bool) -> None:
+    classes = _driver_exception_classes()
+    assert len(classes) > 200  # every SQLSTATE class asyncpg knows, plus its client errors
+    instances: list[Exception] = [cls("message") for cls in classes]
+    instances += [
+        ConnectionResetError(104, "reset"),
+        BrokenPipeError(32, "pipe"),
+        OSError(113, "No route to host"),
+        TimeoutError(),
+    ]
+    untranslated = [
+        type(e).__name__
+        for e in instances
+        if not isinstance(translate_db_error(e, write_in_flight=write_in_flight), CodeAtlasError)
+    ]
+    assert untranslated == []
+    for interrupt in (asyncio.CancelledError(), KeyboardInterrupt(), SystemExit(0)):
+        assert translate_db_error(interrupt) is None
+
+
+def test_sqlstate_classes_map_to_their_meaning() -> None:
+    def of(cls: type[Exception], **flags: bool) -> CodeAtlasError | None:
+        return translate_db_error(cls("message"), **flags)
+
+    assert isinstance(of(asyncpg.ReadOnlySQLTransactionError), ReadOnlyServerError)
+    assert isinstance(of(asyncpg.SerializationError), SerializationFailureError)
+    assert isinstance(of(asyncpg.DeadlockDetectedError), DeadlockDetectedError)
+    assert isinstance(of(asyncpg.LockNotAvailableError), LockNotAvailableError)
+    assert isinstance(of(asyncpg.QueryCanceledError), QueryCanceledError)
+    disk = of(asyncpg.DiskFullError)
+    assert isinstance(disk, InsufficientResourcesError) and not disk.retryable
+    crowded = of(asyncpg.TooManyConnectionsError)
+    assert isinstance(crowded, InsufficientResourcesError) and crowded.retryable
+    assert type(of(asyncpg.AdminShutdownError)) is ConnectionLostError
+    assert isinstance(of(asyncpg.AdminShutdownError, write_in_flight=True), OutcomeUnknownError)
+    assert isinstance(of(asyncpg.InternalClientError, write_in_flight=True), OutcomeUnknownError)
+    assert type(of(asyncpg.InterfaceError)) is ConnectionLostError  # raised before sending
+    assert isinstance(of(asyncpg.exceptions._base.DataError), InvalidInputError)
+    assert isinstance(of(asyncpg.CharacterNotInRepertoireError), InvalidInputError)
+    assert isinstance(of(asyncpg.InFailedSQLTransactionError), TransactionAbortedError)
+    catch_all = of(asyncpg.InternalServerError)
+    assert isinstance(catch_all, DatabaseError) and catch_all.sqlstate == "XX000"
