@@ -514,8 +514,11 @@ def call_spec(
             one = model_spec(model)
             if any(s in annotation for s in ("Sequence", "Iterable", "list")):
                 batch = draw(st.lists(one, max_size=3))
-                if hostile and draw(st.booleans()):
+                shape = draw(st.sampled_from(["models", "value", "mixed"])) if hostile else "models"
+                if shape == "value":
                     spec = ("value", draw(hostile_scalar))
+                elif shape == "mixed":  # a stray non-model after valid ones: nothing is written
+                    spec = ("mixed", (batch, draw(hostile_scalar)))
                 else:
                     spec = ("models", batch)
             else:
@@ -545,6 +548,9 @@ def build_argument(spec: tuple[str, Any]) -> Any:
         return build_model(value)
     if kind == "models":
         return [build_model(item) for item in value]
+    if kind == "mixed":
+        batch, stray = value
+        return [*(build_model(item) for item in batch), stray]
     return value
 
 

@@ -185,6 +185,12 @@ class CodebasesRepository(
         """
         check_count(batch_size, field="batch_size", low=1, high=2**31 - 1)
         check_items(rows, field="rows")
+        for row in rows:  # all of them before the first batch commits
+            self._check_create(row)
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidInputError(
+                f"on_progress must be callable, got {type(on_progress).__name__}"
+            )
         total = len(rows)
         done = 0
         for start in range(0, total, batch_size):
