@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import codeatlas
 from codeatlas.atlas import Scope
@@ -31,7 +33,14 @@ from codeatlas.models import (
     RuleCreate,
     VectorSearchCreate,
 )
-from codeatlas.models._types import MAX_JSON_DEPTH, ColumnType, json_problem, text_problem
+from codeatlas.models._types import (
+    MAX_JSON_DEPTH,
+    ColumnType,
+    _json_ok,
+    _json_problem,
+    json_problem,
+    text_problem,
+)
 from codeatlas.repositories._base import Repository
 
 NUL = "a\x00b"
@@ -514,3 +523,29 @@ def test_column_type_bind_converts_enums_uuids_and_aware_datetimes() -> None:
     assert ColumnType("float").bind(3, field="f") == 3.0
     with pytest.raises(InvalidInputError, match="not a finite number"):
         ColumnType("float").bind(10**400, field="f")
+
+
+_json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.sampled_from([2**14001, 10**4000]),
+        st.floats(),
+        st.text(st.characters(codec=None), max_size=6),
+        st.sampled_from([b"x", {1}, Opaque(), uuid.UUID(int=1)]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), children, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(_json_values)
+def test_the_fast_json_check_agrees_with_the_full_one(value: Any) -> None:
+    assert _json_ok(value) == (_json_problem(value, "") is None)
+    assert (json_problem(value) is None) == (_json_problem(value, "") is None)

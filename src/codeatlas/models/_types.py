@@ -19,7 +19,6 @@ What PostgreSQL cannot store is refused here, once, for models, filters and argu
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
@@ -81,25 +80,23 @@ _MAX_JSON_INT_BITS: Final = 14_000
 _INT32: Final = (-(2**31), 2**31 - 1)
 _INT64: Final = (-(2**63), 2**63 - 1)
 
-_BAD_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
-
 
 def text_problem(value: str) -> str | None:
     """Return why PostgreSQL cannot store *value* as text (NUL, lone surrogate), or None."""
-    if value.isascii():
-        index = value.find("\x00")
-        if index < 0:
-            return None
+    # C-speed checks first (a regex scan is several times slower on large non-ASCII text)
+    index = value.find("\x00")
+    if index >= 0:
         return f"contains a NUL character (\\x00) at index {index}, which text cannot hold"
-    found = _BAD_TEXT.search(value)
-    if found is None:
+    if value.isascii():
         return None
-    if found.group() == "\x00":
-        return f"contains a NUL character (\\x00) at index {found.start()}, which text cannot hold"
-    return (
-        f"contains a lone surrogate ({found.group()!r}) at index {found.start()}, "
-        "which has no UTF-8 form"
-    )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a lone surrogate ({value[exc.start]!r}) at index {exc.start}, "
+            "which has no UTF-8 form"
+        )
+    return None
 
 
 def check_text(value: object, *, field: str) -> str:
@@ -116,11 +113,53 @@ def _json_path(path: str, key: object) -> str:
     return f"{path}[{key!r}]"
 
 
+def _text_ok(value: str) -> bool:
+    return (value.isascii() and "\x00" not in value) or text_problem(value) is None
+
+
+def _json_ok(value: object) -> bool:
+    """Return whether *value* is storable JSON: the fast check, without saying where or why."""
+    budget = MAX_JSON_NODES
+
+    def ok(item: Any, depth: int) -> bool:
+        nonlocal budget
+        budget -= 1
+        kind = type(item)
+        if kind is str:
+            return _text_ok(item)
+        if kind is int:
+            return bool(item.bit_length() <= _MAX_JSON_INT_BITS)
+        if kind is float:
+            return math.isfinite(item)
+        if kind is bool or item is None:
+            return True
+        if budget < 0 or depth > MAX_JSON_DEPTH:
+            return False  # also ends a cycle: it nests without end
+        depth += 1
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str or not _text_ok(key) or not ok(child, depth):
+                    return False
+            return True
+        if kind is list or kind is tuple:
+            return all(ok(child, depth) for child in item)
+        return False  # subclasses and everything else: the full check decides
+
+    return ok(value, 1)
+
+
 def json_problem(value: object, root: str = "") -> str | None:
     """Return why *value* is not a JSON document PostgreSQL's jsonb can store, or None.
 
     The answer names where, below *root*: ``metadata['a'][2]: nan is not JSON ...``.
     """
+    if _json_ok(value):
+        return None
+    return _json_problem(value, root)
+
+
+def _json_problem(value: object, root: str) -> str | None:
+    """The full check of ``json_problem``: the path and the reason of the first problem."""
     nodes = 0
     # (value, depth, path); ids of the containers on the current path detect self-reference
     on_path: set[int] = set()
