@@ -549,3 +549,25 @@ _json_values = st.recursive(
 def test_the_fast_json_check_agrees_with_the_full_one(value: Any) -> None:
     assert _json_ok(value) == (_json_problem(value, "") is None)
     assert (json_problem(value) is None) == (_json_problem(value, "") is None)
+
+
+async def test_a_refused_call_inside_a_transaction_leaves_it_usable(atlas: codeatlas.Atlas) -> None:
+    # had any of these reached the server, the transaction would be aborted
+    # (InFailedSQLTransactionError on the next statement)
+    async with atlas.transaction() as tx:
+        await tx.codebases.registry.insert(
+            CodebaseRegistryCreate(codebase_id="svc", codebase_path="/s", codebase_name="S")
+        )
+        for call in (
+            tx.codebases.registry.get("svc"),
+            tx.codebases.registry.count({"codebase_id": NUL}),
+            tx.codebases.registry.count({"id": 2**63}),
+            tx.rules.search_similar(unit(768), 3, probes=40_000),
+            tx.semantic_cache.lookup(unit(768), "x"),  # type: ignore[arg-type]
+            tx.git.open_session("a", "/w", branch=SURROGATE),
+        ):
+            with pytest.raises(InvalidInputError) as info:
+                await call
+            assert_refused(info)
+        assert await tx.codebases.registry.count({"codebase_id": "svc"}) == 1
+    assert await atlas.codebases.registry.count() == 1
