@@ -131,7 +131,7 @@ async def test_cancellation_fuzz_leaves_nothing_behind(migrated_dsn: str) -> Non
             except Exception as exc:  # anything but cancellation is a failure of the contract
                 other_errors.append(exc)
 
-        for round_ in range(120):
+        for round_ in range(180):
             kind = round_ % 3
             if kind == 0:
                 await guarded(search)
@@ -151,7 +151,7 @@ async def test_cancellation_fuzz_leaves_nothing_behind(migrated_dsn: str) -> Non
         async with atlas.transaction() as tx:
             await tx.executor.execute("SET LOCAL ivfflat.probes = 3")
             await tx.executor.execute("SET LOCAL enable_seqscan = off")
-            for i in range(150):
+            for i in range(200):
                 query = queries[i % len(queries)]
                 try:
                     completed = await settle(
