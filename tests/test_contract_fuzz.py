@@ -16,8 +16,13 @@ Asserted for every call:
   data error (SQLSTATE class 22, an undefined function or a type mismatch) or by a client
   encoding failure means validation let bad input through.
 
-Bounded for CI: ``FUZZ_EXAMPLES`` examples per method, derandomized (the same inputs on
-every run). The totals print at the end of the module (``pytest -s``).
+A second test makes the same calls inside a caller's transaction: there, anything sent to
+the server that the server refused would abort the transaction, so after a refusal that no
+driver error caused the transaction must still answer.
+
+Bounded for CI: ``FUZZ_EXAMPLES`` examples per method plus 200 in transactions, derandomized
+(the same inputs on every run; the examples share one database, so a failure found in the
+full run reproduces in the full run). The totals print at the end of the module (``-s``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from hypothesis import strategies as st
 
 import codeatlas
 import codeatlas.models as models
-from codeatlas.errors import CodeAtlasError
+from codeatlas.errors import CodeAtlasError, InvalidInputError
 from codeatlas.filters import Contains, NotNull, Range
 from codeatlas.models._base import CreateModel, WriteModel, _field_parts, _kind
 from codeatlas.repositories._base import Repository
@@ -343,6 +348,16 @@ def server_rejected(error: BaseException) -> str | None:
     return None
 
 
+def kind_of(error: CodeAtlasError) -> str:
+    """Return who refused: the server (a translated driver error), validation, or codeatlas."""
+    cause: BaseException | None = error.__cause__
+    while cause is not None:
+        if isinstance(cause, asyncpg.PostgresError | asyncpg.InterfaceError):
+            return "server"
+        cause = cause.__cause__
+    return "invalid_input" if isinstance(error, InvalidInputError) else "codeatlas_other"
+
+
 # --- the targets -----------------------------------------------------------------------------
 
 
@@ -415,11 +430,13 @@ async def fuzz_atlas(pg: Any) -> AsyncIterator[codeatlas.Atlas]:
         print(
             f"\ncontract fuzz: {tried} calls over {len(TARGETS)} methods, "
             f"{OUTCOMES['hostile']} with hostile input: success {OUTCOMES['success']}, "
-            f"CodeAtlasError {OUTCOMES['codeatlas']} (refused by validation "
-            f"{OUTCOMES['validation']}, by the server for a reason such as a missing row or "
-            f"a conflict {OUTCOMES['server']}), other errors {OUTCOMES['other']}, rows written "
-            f"by calls that raised {OUTCOMES['written_by_failure']}, values the driver or "
-            f"server rejected {len(SERVER_REJECTED)}"
+            f"CodeAtlasError {OUTCOMES['codeatlas']} (InvalidInputError before SQL "
+            f"{OUTCOMES['invalid_input']}; other errors codeatlas raised itself, such as not "
+            f"found or a closed proposal, {OUTCOMES['codeatlas_other']}; translated from the "
+            f"server, such as a foreign key or a unique conflict, {OUTCOMES['server']}), "
+            f"other errors {OUTCOMES['other']}, rows written by calls that raised "
+            f"{OUTCOMES['written_by_failure']}, values the driver or server had to reject "
+            f"{len(SERVER_REJECTED)}"
         )
 
 
@@ -585,10 +602,7 @@ async def test_hostile_input_gives_success_or_a_codeatlas_error_and_writes_nothi
         rejected = server_rejected(error)
         if rejected is not None:
             SERVER_REJECTED.append(f"{target}: {rejected}")
-        chained = error.__cause__ is not None and not isinstance(
-            error.__cause__, ValueError | TypeError
-        )
-        OUTCOMES["server" if chained else "validation"] += 1
+        OUTCOMES[kind_of(error)] += 1
         after = await writes(atlas)
         changed = sorted(t for t in after if before.get(t) != after[t])
         OUTCOMES["written_by_failure"] += bool(changed)
@@ -599,3 +613,49 @@ async def test_hostile_input_gives_success_or_a_codeatlas_error_and_writes_nothi
         raise AssertionError(f"{target} let {type(error).__name__} escape: {error!r}") from error
     else:
         OUTCOMES["success"] += 1
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(data=st.data())
+async def test_hostile_input_inside_a_transaction_is_refused_before_sql(
+    fuzz_atlas: codeatlas.Atlas, data: st.DataObject
+) -> None:
+    # Inside a caller's transaction a value that reached the server would abort it: after a
+    # refusal by validation (no driver error behind it) the transaction must still work, and
+    # committing it must not write anything the refused call began.
+    atlas = fuzz_atlas
+    target = data.draw(st.sampled_from(TARGETS), label="target")
+    keys = await _keys(atlas, resolve(atlas, target)[0])
+    before = await writes(atlas)
+    refused: CodeAtlasError | None = None
+    try:
+        async with atlas.transaction() as tx:
+            repo, method = resolve(tx, target)
+            positional, keywords, hostile = data.draw(call_spec(repo, method, keys), label="call")
+            OUTCOMES["hostile"] += hostile
+            try:
+                await _call(method, positional, keywords)
+            except CodeAtlasError as error:
+                OUTCOMES["codeatlas"] += 1
+                refused = error
+                rejected = server_rejected(error)
+                assert rejected is None, f"{target}: the driver/server rejected a value: {rejected}"
+                OUTCOMES[kind_of(error)] += 1
+                if kind_of(error) == "server":
+                    raise  # a constraint or a conflict: the server refused; the block rolls back
+                # nothing was sent, so the transaction is not aborted
+                assert await tx.executor.fetchval("SELECT 1") == 1
+            except Exception as error:
+                OUTCOMES["other"] += 1
+                raise AssertionError(
+                    f"{target} let {type(error).__name__} escape: {error!r}"
+                ) from error
+            else:
+                OUTCOMES["success"] += 1
+    except CodeAtlasError as error:
+        assert error is refused
+    if refused is not None:
+        after = await writes(atlas)
+        changed = sorted(t for t in after if before.get(t) != after[t])
+        OUTCOMES["written_by_failure"] += bool(changed)
+        assert not changed, f"{target} raised {refused!r} but changed {changed}"
