@@ -256,7 +256,10 @@ class Executor:
             try:
                 connection = await self._pool.acquire()
             except Exception as exc:
-                raise connect_error(exc, endpoint=state.endpoint) from None
+                error = connect_error(exc, endpoint=state.endpoint)
+                connection = None
+            if connection is None:
+                raise error  # outside the handler: the driver's text can contain the DSN
             pid = connection.get_server_pid()
             if not state.idle_too_long(pid):
                 return connection, pid

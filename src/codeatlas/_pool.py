@@ -121,8 +121,10 @@ async def open_connection(dsn: str, settings: Settings) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(dsn, **_connect_kwargs(settings))
     except Exception as exc:
-        # `from None`: the driver's message can contain the DSN
-        raise connect_error(exc, endpoint=endpoint_of(dsn), dsn=redact_dsn(dsn)) from None
+        error = connect_error(exc, endpoint=endpoint_of(dsn), dsn=redact_dsn(dsn))
+    # raised outside the handler, so the driver's exception (whose text can contain the
+    # DSN) is not kept as the error's context either
+    raise error
 
 
 def endpoint_of(dsn: str) -> tuple[str, str]:
@@ -204,6 +206,8 @@ async def create_pool(dsn: str, settings: Settings, **pool_options: Any) -> Pool
     try:
         pool = await asyncpg.create_pool(dsn, **options)
     except Exception as exc:
-        raise connect_error(exc, endpoint=endpoint_of(dsn), dsn=redact_dsn(dsn)) from None
-    assert pool is not None
-    return pool
+        error = connect_error(exc, endpoint=endpoint_of(dsn), dsn=redact_dsn(dsn))
+    else:
+        assert pool is not None
+        return pool
+    raise error  # outside the handler: see open_connection

@@ -516,7 +516,12 @@ def connect_error(exc: Exception, *, endpoint: tuple[str, str], dsn: str = "") -
     if isinstance(exc, TimeoutError):
         return ServerUnreachableError(f"connecting to {where} timed out{context}")
     if isinstance(exc, OSError):
-        reason = exc.strerror or "no address accepted the connection"
+        if exc.strerror:
+            reason = exc.strerror
+        elif isinstance(exc, ConnectionError):
+            reason = "the connection was closed during the handshake"
+        else:
+            reason = "no address accepted the connection"
         return ServerUnreachableError(f"cannot connect to {where}: {reason}{context}")
     if isinstance(exc, asyncpg.CannotConnectNowError):
         return ServerUnreachableError(
