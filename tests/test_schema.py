@@ -40,6 +40,7 @@ HEAD_VERSIONS: Final = [
     20250101000013,
     20250101000014,
     20260101000001,
+    20261202000001,
 ]
 
 
@@ -1269,6 +1270,7 @@ async def test_rollback_of_tables_holding_rows_refuses_and_reverts_nothing(
     assert await catalog(migrated_dsn) == before
     # a rollback that stops above the table's migration goes through
     assert (await migrator.rollback(to=20250101000010)).reverted == [
+        20261202000001,
         20260101000001,
         20250101000014,
         20250101000013,

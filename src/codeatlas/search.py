@@ -1,14 +1,18 @@
-"""Cosine top-k search over IVFFlat-indexed vector columns.
+"""Cosine top-k search over the vector indexes (IVFFlat, HNSW, quantised; see index_strategies).
 
 Every repository over a table with a vector column derives from ``SearchableRepository``
-and so offers ``search_similar`` and ``search_similar_many``. The query is always
+and so offers ``search_similar`` and ``search_similar_many``. On a full-precision index
+(``ivfflat``, ``hnsw``) the query is
 
     SELECT <columns>, <vec> <=> $1 AS _distance FROM <table>
      WHERE <vec> IS NOT NULL [AND <filters>] [AND <vec> <=> $1 <= <max distance>]
      ORDER BY <vec> <=> $1 LIMIT $2
 
-with the vector bound in binary, which is the shape PostgreSQL answers from the IVFFlat
-index. The knobs (``ivfflat.probes``, ``ivfflat.iterative_scan``) are ``SET LOCAL`` in the
+with the vector bound in binary, which is the shape PostgreSQL answers from the index; on
+a quantised one the same query orders ``k * overfetch`` candidates by the index's
+expression and re-ranks them by ``<vec> <=> $1`` (``index_strategies.ranked_sql``). The
+index's kind is read from the catalog and cached with its tuned knob. The knobs
+(``ivfflat.probes`` or ``hnsw.ef_search``, and the iterative scan) are ``SET LOCAL`` in the
 query's own transaction, sent together with its ``BEGIN`` (inside a caller's transaction
 they are restored afterwards), so a pooled connection never carries them to its next user.
 ``exact=True`` orders by ``(<vec> <=> $1) + 0``, an expression no index can serve: exactness
@@ -38,6 +42,7 @@ from ._pool import PackedVector
 from .cache import CachedHit, SimilarityCache
 from .errors import InvalidInputError
 from .filters import Where
+from .index_strategies import DEFAULT_PROBES, SearchPlan, ranked_sql, read_plan, search_settings
 from .models._types import validate_vector
 from .repositories._base import CreateT, Repository, RowT, UpdateT, check_flag
 
@@ -48,21 +53,31 @@ logger = logging.getLogger("codeatlas.search")
 MAX_K: Final = 1000
 #: ``ivfflat.probes`` accepts 1..32768 (the server refuses more).
 MAX_PROBES: Final = 32768
-#: Probes used until ``atlas.indexes.tune()`` stores a measured default for the index
-#: (pgvector's advice: sqrt(lists), i.e. 10 for the schema's lists = 100).
-DEFAULT_PROBES: Final = 10
-
-_READ_DEFAULT_PROBES: Final = """
-SELECT default_probes FROM codeatlas_vector_indexes WHERE index_name = $1"""
 
 
 @dataclass(frozen=True, slots=True)
 class Match(Generic[RowT]):
-    """One search hit: the row, and its cosine score (``similarity = 1 - distance``)."""
+    """One search hit: the row, and its cosine score (``similarity = 1 - distance``).
+
+    ``search_text`` and ``search_hybrid`` (``codeatlas.text_search``) also fill the ranks
+    and scores of their rankings; ``search_similar`` leaves them None.
+    """
 
     item: RowT
     #: cosine similarity, 1 - cosine distance: 1 identical, 0 orthogonal, -1 opposite
+    #: (lexical hits without a query embedding, or without a stored vector: 0.0)
     similarity: float
+    #: 1-based rank in the vector ranking (None: not among its candidates)
+    vector_rank: int | None = None
+    #: 1-based rank in the ``ts_rank_cd`` ranking (None: not among its candidates)
+    text_rank: int | None = None
+    #: cosine similarity to the query embedding (None: no embedding, or none stored)
+    vector_similarity: float | None = None
+    #: ``ts_rank_cd`` of the row's ``search_tsv`` for the query (None: no lexical match)
+    text_score: float | None = None
+    #: what the ranking sorted by: the fused RRF score (search_hybrid), ts_rank_cd
+    #: (search_text); None from search_similar
+    score: float | None = None
 
     @property
     def distance(self) -> float:
@@ -111,22 +126,33 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         exact: bool,
         query_ref: str = "$1",
         alias: str = "",
+        knob: int | None = None,
     ) -> str:
+        """Return the search statement in the shape this index's strategy can serve.
+
+        The strategy is the one the last ``_probes`` call read (see index_strategies); *knob*
+        is the value ``_probes`` returned (it sets the over-fetch of quantised kinds).
+        """
         vec = f"{alias}{self.vector_column}"
-        # "+ 0" is not the operator an IVFFlat index can order by, so the exact statement can
-        # never run on the index: a setting like enable_indexscan would not do, because a
-        # prepared statement's cached generic plan ignores later setting changes.
-        order = f"({vec} <=> {query_ref}) + 0" if exact else f"{vec} <=> {query_ref}"
         columns = ", ".join(
             f"{alias}{c}" for c in self.columns if include_embedding or c not in self.vector_columns
         )
         conditions = [f"{vec} IS NOT NULL", *filters]
         if max_distance_param is not None:
             conditions.append(f"{vec} <=> {query_ref} <= {max_distance_param}")
-        return (
-            f"SELECT {columns}, {vec} <=> {query_ref} AS _distance "
-            f"FROM {self.table} {alias.rstrip('.')} WHERE {' AND '.join(conditions)} "
-            f"ORDER BY {order} LIMIT {limit_param}"
+        plan = self._plan()
+        return ranked_sql(
+            plan,
+            table=self.table,
+            vec=vec,
+            dimensions=self.dimensions,
+            columns=columns,
+            conditions=conditions,
+            query_ref=query_ref,
+            limit=limit_param,
+            knob=plan.knob if knob is None else knob,
+            exact=exact,
+            alias=alias,
         )
 
     def _validate(
@@ -147,10 +173,19 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             check_flag(value, field=name)
         return validate_vector(embedding, self.dimensions, field="embedding")
 
-    async def _probes(self, probes: int | None, exact: bool = False) -> int:
-        """Return *probes*, else the tuned default of this index, else DEFAULT_PROBES.
+    def _plan(self) -> SearchPlan:
+        """Return the strategy and tuned knobs of this index last read (default: IVFFlat)."""
+        cached = self._executor.state.probe_defaults.get(self.vector_index)
+        plan = cached[0] if cached is not None else None
+        return plan if isinstance(plan, SearchPlan) else SearchPlan()
 
-        An exact search reads no index, so it needs (and reads) no probes: 0.
+    async def _probes(self, probes: int | None, exact: bool = False) -> int:
+        """Return *probes*, else the tuned default of this index's knob, else its default.
+
+        The knob is the strategy's own (see index_strategies): ``ivfflat.probes``, HNSW's
+        ``ef_search``, or the over-fetch of a quantised HNSW index; an explicit *probes*
+        sets it. Reads (and caches for ``probe_defaults_ttl`` seconds) the index's strategy,
+        which ``_knobs`` and ``_search_sql`` then follow. An exact search reads no index: 0.
         """
         if exact:
             return 0
@@ -168,18 +203,23 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         cached = state.probe_defaults.get(self.vector_index)
         now = time.monotonic()
         if cached is None or now - cached[1] > state.probe_defaults_ttl:
-            stored = await self._executor.fetchval(_READ_DEFAULT_PROBES, self.vector_index)
-            cached = (stored, now)
+            cached = (await read_plan(self._executor, self.vector_index), now)
             state.probe_defaults[self.vector_index] = cached
-        return cached[0] or DEFAULT_PROBES
+        if probes is not None:
+            return probes
+        return self._plan().knob
 
-    def _knobs(self, probes: int, exact: bool) -> dict[str, str]:
-        """Return the settings one search runs with (transaction-local, see with_settings)."""
+    def _knobs(self, probes: int, exact: bool, k: int = 10) -> dict[str, str]:
+        """Return the settings one search for *k* rows runs with at knob value *probes*.
+
+        Transaction-local (see with_settings): the strategy's knob (``ivfflat.probes`` or
+        ``hnsw.ef_search``) and its iterative scan, as the last ``_probes`` call read them.
+        """
         if exact:
             return {}  # the exact statement cannot use the index at all (see _search_sql)
-        if self._executor.state.iterative_scans:
-            return {"ivfflat.probes": str(probes), "ivfflat.iterative_scan": "relaxed_order"}
-        return {"ivfflat.probes": str(probes)}
+        return search_settings(
+            self._plan(), probes, k, iterative=self._executor.state.iterative_scans
+        )
 
     def _matches(self, records: Sequence[Any]) -> builtins.list[Match[RowT]]:
         # A stored vector of zero or non-finite norm (written around the models) has no
@@ -201,6 +241,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         *,
         batched: bool,
         exact: bool,
+        knob: int | None = None,
     ) -> tuple[str, builtins.list[Any], bool]:
         """Return the search SQL ($1 query, $2 k, then filter parameters), its parameters, and
         whether anything narrows the result (filters or a similarity floor)."""
@@ -218,6 +259,7 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             exact=exact,
             query_ref="q.query" if batched else "$1",
             alias=alias,
+            knob=knob,
         )
         if batched:
             sql = (
@@ -314,9 +356,9 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
     ) -> builtins.list[Match[RowT]]:
         """Run a validated search (the uncached path of ``search_similar``)."""
         sql, params, narrowed = self._prepare(
-            where, min_similarity, include_embedding, batched=False, exact=exact
+            where, min_similarity, include_embedding, batched=False, exact=exact, knob=probes
         )
-        async with self._executor.with_settings(self._knobs(probes, exact)) as tx:
+        async with self._executor.with_settings(self._knobs(probes, exact, k)) as tx:
             matches = self._matches(await tx.fetch(sql, vector, k, *params))
         if len(matches) < k and narrowed and not exact and not self._executor.state.iterative_scans:
             logger.warning(
@@ -360,11 +402,11 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
             return []
         flags = {"exact": exact, "include_embedding": include_embedding}
         vectors = [PackedVector(self._validate(e, k, min_similarity, **flags)) for e in embeddings]
-        sql, params, _ = self._prepare(
-            where, min_similarity, include_embedding, batched=True, exact=exact
-        )
         chosen_probes = await self._probes(probes, exact)
-        async with self._executor.with_settings(self._knobs(chosen_probes, exact)) as tx:
+        sql, params, _ = self._prepare(
+            where, min_similarity, include_embedding, batched=True, exact=exact, knob=chosen_probes
+        )
+        async with self._executor.with_settings(self._knobs(chosen_probes, exact, k)) as tx:
             records = await tx.fetch(sql, vectors, k, *params)
         grouped: builtins.list[builtins.list[Any]] = [[] for _ in embeddings]
         for record in records:
