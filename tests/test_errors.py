@@ -556,3 +556,35 @@ def test_sqlstate_classes_map_to_their_meaning() -> None:
     assert isinstance(of(asyncpg.InFailedSQLTransactionError), TransactionAbortedError)
     catch_all = of(asyncpg.InternalServerError)
     assert isinstance(catch_all, DatabaseError) and catch_all.sqlstate == "XX000"
+
+
+async def test_connections_ended_by_idle_session_timeout_cost_nothing(migrated_dsn: str) -> None:
+    async with codeatlas.connect(
+        migrated_dsn,
+        migrate=False,
+        min_size=3,
+        max_size=3,
+        server_settings={"idle_session_timeout": "200ms"},
+    ) as atlas:
+        first = await atlas.executor.fetchval("SELECT pg_backend_pid()")
+        await asyncio.sleep(0.6)  # the server ends every idle session meanwhile (57P05)
+        for _ in range(6):
+            assert await atlas.vector_search.count() == 0
+        await atlas.vector_search.insert(chunk("after-idle.py"))
+        assert await atlas.executor.fetchval("SELECT pg_backend_pid()") != first
+
+
+async def test_backend_terminated_mid_statement_inside_a_transaction(
+    atlas: codeatlas.Atlas, admin: asyncpg.Connection
+) -> None:
+    async def work() -> None:
+        async with atlas.transaction() as tx:
+            await tx.vector_search.insert(chunk("mid.py"))
+            await tx.executor.execute("SELECT pg_sleep(30)")
+
+    task = asyncio.create_task(work())
+    await terminate_when(admin, "query = 'SELECT pg_sleep(30)'")
+    with pytest.raises(ConnectionLostError) as caught:
+        await asyncio.wait_for(task, 30)
+    assert type(caught.value) is ConnectionLostError  # nothing committed: not "unknown"
+    assert await atlas.vector_search.count() == 0
