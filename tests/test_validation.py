@@ -133,6 +133,7 @@ async def test_every_column_type_derived_from_the_models_matches_the_catalog(
 
 async def test_a_string_key_for_an_integer_primary_key_is_refused(atlas: codeatlas.Atlas) -> None:
     for call in (
+        atlas.codebases.get("svc"),
         atlas.codebases.registry.get("svc"),
         atlas.codebases.registry.find("svc"),
         atlas.codebases.registry.delete("svc"),
@@ -152,6 +153,9 @@ async def test_keys_beyond_the_column_width_and_bools_are_refused(atlas: codeatl
     assert_refused(info, "got bool")
     with pytest.raises(InvalidInputError) as info:
         await atlas.code.get("abc")
+    assert_refused(info, "id: 'abc' is not a UUID")
+    with pytest.raises(InvalidFilterError) as info:
+        await atlas.code.count({"id": "abc"})
     assert_refused(info, "id: 'abc' is not a UUID")
     with pytest.raises(InvalidInputError) as info:
         await atlas.codebases.registry.get_many("123")
