@@ -283,6 +283,8 @@ class Executor:
             try:
                 return await call(self._connection)
             except Exception as exc:
+                if isinstance(exc, asyncpg.InternalClientError):
+                    _discard(self._connection)  # its protocol state is unknown
                 _reraise(exc)  # nothing commits before the COMMIT
         writes = not _is_read(query) if write is None else write
         for attempt in (1, 2):
@@ -290,6 +292,8 @@ class Executor:
                 try:
                     return await call(connection)
                 except Exception as exc:
+                    if isinstance(exc, asyncpg.InternalClientError):
+                        _discard(connection)  # its protocol state is unknown
                     error = _translate(exc, write_in_flight=writes)
                     if (
                         attempt == 1
