@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["AtlasState", "CacheStats"]
 
@@ -28,8 +29,9 @@ class AtlasState:
 
     #: pgvector version installed in the database, e.g. (0, 8, 6).
     pgvector_version: tuple[int, ...] = (0, 8, 0)
-    #: index name -> (default probes or None, monotonic time read); see search.ProbeDefaults.
-    probe_defaults: dict[str, tuple[int | None, float]] = field(default_factory=dict)
+    #: index name -> (its index_strategies.SearchPlan, or None for the default; monotonic
+    #: time read): the kind and tuned knobs searches use, re-read after probe_defaults_ttl.
+    probe_defaults: dict[str, tuple[Any, float]] = field(default_factory=dict)
     #: seconds a tuned probes default read from the database is trusted before re-reading.
     probe_defaults_ttl: float = 30.0
     #: seconds a vector_similarity_cache entry stays valid.
