@@ -17,7 +17,6 @@ from hypothesis.extra.numpy import arrays
 from pydantic import AwareDatetime, ValidationError
 
 import codeatlas.models as models
-from codeatlas.models._types import MAX_VECTOR_NORM, MIN_VECTOR_NORM
 from codeatlas.errors import InvalidInputError, InvalidVectorError
 from codeatlas.models import (
     AnalysisStatus,
@@ -50,6 +49,7 @@ from codeatlas.models import (
     Vote,
     validate_vector,
 )
+from codeatlas.models._types import MAX_VECTOR_NORM, MIN_VECTOR_NORM
 
 ROW_MODELS = sorted(
     (
