@@ -575,3 +575,23 @@ async def test_a_refused_call_inside_a_transaction_leaves_it_usable(atlas: codea
             assert_refused(info)
         assert await tx.codebases.registry.count({"codebase_id": "svc"}) == 1
     assert await atlas.codebases.registry.count() == 1
+
+
+async def test_index_maintenance_arguments_are_typed(atlas: codeatlas.Atlas) -> None:
+    await atlas.rules.insert_many(
+        [RuleCreate(name=f"r{i}", embedding=unit(768, i)) for i in range(5)]
+    )
+    indexes = atlas.indexes
+    for call, fragment in (
+        (indexes.measure_recall("rules", sample="5"), "sample must be an integer"),  # type: ignore[arg-type]
+        (indexes.measure_recall("rules", k=True), "k must be an integer"),
+        (indexes.measure_recall("rules", seed="x"), "seed must be"),  # type: ignore[arg-type]
+        (indexes.measure_recall("rules", seed=-1), "seed must be"),
+        (indexes.measure_recall("rules", probes=40_000), "probes"),
+        (indexes.tune("rules", sample=0), "sample must be an integer within 1..10000"),
+        (indexes.compare("rules", strategies=5), "strategies must be"),  # type: ignore[arg-type]
+        (indexes.compare("rules", max_rows="x"), "max_rows"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InvalidInputError) as info:
+            await call
+        assert_refused(info, fragment)

@@ -48,7 +48,8 @@ from .index_strategies import (
 )
 from .models import TABLES, VectorIndex
 from .models._types import validate_vector
-from .search import recommended_lists
+from .repositories._base import check_count
+from .search import MAX_PROBES, recommended_lists
 
 __all__ = [
     "KINDS",
@@ -370,6 +371,14 @@ def _recall(
     return float(hits.mean()), float(hits.mean() - 2 * hits.std() / np.sqrt(hits.size))
 
 
+def _check_sampling(sample: object, k: object, seed: object) -> None:
+    """Refuse a sample size, k or seed of the wrong type or range, naming which."""
+    check_count(sample, field="sample", low=1, high=10_000)
+    check_count(k, field="k", low=1, high=1000)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InvalidInputError(f"seed must be a non-negative integer or None, got {seed!r:.40}")
+
+
 class Indexes:
     """``atlas.indexes``: status, rebuild, bulk loads, recall, tuning and strategy comparison."""
 
@@ -677,8 +686,9 @@ class Indexes:
         *probes* is the value of the strategy's knob to measure (default: the tuned one).
         """
         index = self._targets(table)[0]
-        if not 1 <= sample <= 10_000 or not 1 <= k <= 1000:
-            raise InvalidInputError("sample must be within 1..10000 and k within 1..1000")
+        _check_sampling(sample, k, seed)
+        if probes is not None:
+            check_count(probes, field="probes", low=1, high=MAX_PROBES)
         queries = await self._sample(index, sample, seed)
         if not queries:
             raise InvalidInputError(f"{table} has no vectors to measure recall with")
@@ -862,8 +872,7 @@ class Indexes:
             isinstance(target_recall, int | float) and 0 < target_recall <= 1
         ):
             raise InvalidInputError(f"target_recall must be within (0, 1], got {target_recall}")
-        if not 1 <= sample <= 10_000 or not 1 <= k <= 1000:
-            raise InvalidInputError("sample must be within 1..10000 and k within 1..1000")
+        _check_sampling(sample, k, seed)
         if queries is not None and table is None:
             raise InvalidInputError("queries need a table: they have that table's dimensions")
         targets = [index for index in self._targets(table) if await self._count(index) > 0]
@@ -996,6 +1005,9 @@ class Indexes:
         and tuned on the same queries. *on_progress* receives a line per step.
         """
         index = self._targets(table)[0]
+        if strategies is not None and not isinstance(strategies, Sequence):
+            raise InvalidInputError(f"strategies must be a list of kinds, got {strategies!r:.40}")
+        _check_sampling(sample, k, seed)
         kinds = list(strategies) if strategies is not None else list(KINDS)
         if not kinds or len(set(kinds)) != len(kinds):
             raise InvalidInputError("strategies must name each kind once, at least one")
@@ -1003,7 +1015,9 @@ class Indexes:
             self._check_build(kind, None, None, None)
         if not 0 < target_recall <= 1:
             raise InvalidInputError(f"target_recall must be within (0, 1], got {target_recall}")
-        if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 1):
+        if max_rows is not None and (
+            isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1
+        ):
             raise InvalidInputError("max_rows must be a positive integer")
 
         def say(line: str) -> None:

@@ -189,16 +189,14 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         """
         if exact:
             return 0
-        if probes is not None:
-            if (
-                isinstance(probes, bool)
-                or not isinstance(probes, int)
-                or not 1 <= probes <= MAX_PROBES
-            ):
-                raise InvalidInputError(
-                    f"probes must be an integer within 1..{MAX_PROBES}, got {_shown(probes)}"
-                )
-            return probes
+        if probes is not None and (
+            isinstance(probes, bool) or not isinstance(probes, int) or not 1 <= probes <= MAX_PROBES
+        ):
+            raise InvalidInputError(
+                f"probes must be an integer within 1..{MAX_PROBES}, got {_shown(probes)}"
+            )
+        # read even when probes is given: the strategy decides which knob it sets and the
+        # query's shape (search_settings keeps each knob within its server range)
         state = self._executor.state
         cached = state.probe_defaults.get(self.vector_index)
         now = time.monotonic()
