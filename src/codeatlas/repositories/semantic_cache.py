@@ -4,7 +4,9 @@ The semantic_cache table (768-d query embeddings) answers "was a question like t
 answered already?": ``lookup`` returns the best unexpired entry at or above a similarity
 threshold and counts the hit; ``store`` upserts by ``cache_key``; the table is kept under
 ``max_entries`` by evicting the least recently hit entries. Being a searchable table, it
-also offers ``search_similar``.
+also offers ``search_similar``. A lookup is one statement whose plan is an index scan for
+the single nearest unexpired entry of the model, whatever the threshold: misses cost what
+hits do (see ``_LOOKUP``).
 """
 
 from __future__ import annotations
@@ -20,23 +22,26 @@ import numpy.typing as npt
 from .._db import Executor
 from .._state import CacheStats
 from ..errors import InvalidInputError
+from ..index_strategies import ranked_sql
 from ..models import SemanticCacheEntry, SemanticCacheEntryCreate, SemanticCacheEntryUpdate
 from ..models._types import validate_vector
 from ..search import Match, SearchableRepository
 
 __all__ = ["CacheStats", "SemanticCache"]
 
+#: What the nearest entry must be: stored with an embedding, unexpired, of the model asked.
+_LOOKUP_CONDITIONS: Final = (
+    "query_embedding IS NOT NULL",
+    "(ttl_seconds IS NULL"
+    " OR inserted_at + make_interval(secs => ttl_seconds) > (now() AT TIME ZONE 'utc'))",
+    "($3::varchar IS NULL OR model = $3::varchar)",
+)
+#: The hit: the nearest entry by the index, then the threshold. The threshold is applied
+#: after the index scan, not inside it: a distance bound in the scan's WHERE clause keeps
+#: the planner off the index (a sequential scan and sort, the same cost hit or miss).
 _LOOKUP: Final = """
 WITH best AS (
-    SELECT id, query_embedding <=> $1 AS distance
-      FROM semantic_cache
-     WHERE query_embedding IS NOT NULL
-       AND query_embedding <=> $1 <= $2
-       AND (ttl_seconds IS NULL
-            OR inserted_at + make_interval(secs => ttl_seconds) > (now() AT TIME ZONE 'utc'))
-       AND ($3::varchar IS NULL OR model = $3::varchar)
-     ORDER BY query_embedding <=> $1
-     LIMIT 1
+    SELECT id, _distance AS distance FROM ({nearest}) AS nearest WHERE _distance <= $2
 )
 UPDATE semantic_cache AS s
    SET hit_count = coalesce(s.hit_count, 0) + 1,
@@ -99,14 +104,32 @@ class SemanticCache(
         chosen_probes = await self._probes(probes)
         # A hit commits its counter update; not waiting for that WAL flush keeps a hit as
         # fast as a miss, and a counter lost in a crash costs nothing.
-        settings = self._knobs(chosen_probes, exact=False) | {"synchronous_commit": "off"}
+        settings = self._knobs(chosen_probes, exact=False, k=1) | {"synchronous_commit": "off"}
+        sql = self._lookup_sql(chosen_probes)
         async with self._executor.with_settings(settings) as tx:
-            record = await tx.fetchrow(_LOOKUP, vector, 1.0 - threshold, model)
+            record = await tx.fetchrow(sql, vector, 1.0 - threshold, model)
         if record is None:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
         return Match(self._row(record), 1.0 - float(record["_distance"]))
+
+    def _lookup_sql(self, knob: int) -> str:
+        """Return the lookup statement in the shape of this index's strategy."""
+        plan = self._plan()
+        nearest = ranked_sql(
+            plan,
+            table=self.table,
+            vec="query_embedding",
+            dimensions=self.dimensions,
+            columns="id",
+            conditions=_LOOKUP_CONDITIONS,
+            query_ref="$1",
+            limit="1",
+            knob=knob,
+            exact=False,
+        )
+        return _LOOKUP.format(nearest=nearest)
 
     async def store(
         self,
