@@ -67,9 +67,25 @@ def _parser() -> argparse.ArgumentParser:
         help="drop tables even when they hold rows",
     )
     command("doctor", "check server, pgvector, ledger, invalid indexes and legacy tables")
-    index = command("index", "vector indexes: status, rebuild, tune")
-    index.add_argument("action", choices=("status", "rebuild", "tune"))
+    index = command("index", "vector indexes: status, rebuild, tune, compare")
+    index.add_argument("action", choices=("status", "rebuild", "tune", "compare"))
     index.add_argument("--table", help="one table (default: every table with a vector index)")
+    index.add_argument(
+        "--kind",
+        choices=("ivfflat", "hnsw", "ivfflat_halfvec", "hnsw_halfvec", "hnsw_binary"),
+        help="rebuild: the index strategy (default: the current one)",
+    )
+    index.add_argument(
+        "--kinds", help="compare: comma-separated strategies (default: every strategy)"
+    )
+    index.add_argument("--m", type=int, help="rebuild: HNSW m (default 16)")
+    index.add_argument(
+        "--ef-construction", type=int, help="rebuild: HNSW ef_construction (default 64)"
+    )
+    index.add_argument("--max-rows", type=int, help="compare: rows copied (default: all)")
+    index.add_argument(
+        "--apply", action="store_true", help="compare: build the fastest that meets --target"
+    )
     index.add_argument("--lists", type=int, help="rebuild: IVFFlat lists (default: advised)")
     index.add_argument(
         "--blocking", action="store_true", help="rebuild: in one transaction, not CONCURRENTLY"

@@ -1,4 +1,4 @@
-"""``codeatlas index status|rebuild|tune``."""
+"""``codeatlas index status|rebuild|tune|compare``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..atlas import Atlas, connect
 from ..errors import InvalidInputError
-from ..indexes import IndexProgress, IndexStatus, TuneProgress, TuneResult
+from ..indexes import CompareResult, IndexProgress, IndexStatus, TuneProgress, TuneResult
 from ._console import NARROW, human_bytes, out, resolve_target
 
 __all__ = ["index"]
@@ -34,6 +34,8 @@ async def index(args: argparse.Namespace) -> int:
             _print_index_status(statuses)
         elif args.action == "rebuild":
             await _rebuild(atlas, args)
+        elif args.action == "compare":
+            _print_compare(await _compare(atlas, args))
         else:
             _print_tune_results(await _tune(atlas, args))
     return 0
@@ -51,7 +53,7 @@ def _print_index_status(statuses: Sequence[IndexStatus]) -> None:
             )
             probes = "" if status.default_probes is None else f", probes {status.default_probes}"
             out.print(
-                f"  rows {status.rows}, lists {status.lists} (advised "
+                f"  {status.strategy}, rows {status.rows}, lists {status.lists} (advised "
                 f"{status.recommended_lists}), {built}, "
                 f"{'valid' if status.valid else '[red]INVALID[/]'}, "
                 f"{human_bytes(status.size_bytes)}{probes}"
@@ -64,6 +66,7 @@ def _print_index_status(statuses: Sequence[IndexStatus]) -> None:
         table.add_column(
             column, justify="right" if column in {"rows", "lists"} else "left", no_wrap=True
         )
+    table.add_column("kind", no_wrap=True)
     table.add_column("probes", no_wrap=True)
     table.add_column("rebuild", overflow="fold", min_width=10)
     for status in statuses:
@@ -76,6 +79,7 @@ def _print_index_status(statuses: Sequence[IndexStatus]) -> None:
             "" if status.rows_at_build is None else str(status.rows_at_build),
             "yes" if status.valid else "[red]NO[/]",
             human_bytes(status.size_bytes),
+            status.strategy,
             "" if status.default_probes is None else str(status.default_probes),
             f"[yellow]yes[/]: {status.reason}" if status.rebuild_advised else "no",
         )
@@ -95,8 +99,8 @@ async def _tune(atlas: Atlas, args: argparse.Namespace) -> list[TuneResult]:
             elif step.step == "done":
                 seconds = time.perf_counter() - started.get(step.table, time.perf_counter())
                 out.print(
-                    f"tuned {where}: probes {step.probes}, recall {step.recall:.3f} "
-                    f"({step.tried} probes values tried, {seconds:.1f} s)"
+                    f"tuned {where}: {step.knob} {step.probes}, recall {step.recall:.3f} "
+                    f"({step.tried} {step.knob} values tried, {seconds:.1f} s)"
                 )
 
         return await atlas.indexes.tune(
@@ -123,9 +127,9 @@ async def _tune(atlas: Atlas, args: argparse.Namespace) -> list[TuneResult]:
             elif step.step == "exact":
                 state = "exact neighbours (ground truth)"
             elif step.step == "probes":
-                state = f"probes {step.probes}: recall {step.recall:.3f} ({step.tried} tried)"
+                state = f"{step.knob} {step.probes}: recall {step.recall:.3f} ({step.tried} tried)"
             else:
-                state = f"[green]probes {step.probes}[/], recall {step.recall:.3f}"
+                state = f"[green]{step.knob} {step.probes}[/], recall {step.recall:.3f}"
                 progress.update(task, total=1, completed=1)
             progress.update(task, state=state)
 
@@ -140,13 +144,16 @@ def _print_tune_results(results: Sequence[TuneResult]) -> None:
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("table", no_wrap=True)
-    table.add_column("probes", justify="right", no_wrap=True)
+    table.add_column("knob", justify="right", no_wrap=True)
     table.add_column("recall@10", justify="right", no_wrap=True)
-    table.add_column("tried (probes: recall)", overflow="fold", min_width=16)
+    table.add_column("tried (value: recall)", overflow="fold", min_width=16)
     for result in results:
         tried = ", ".join(f"{p}: {r:.3f}" for p, r in result.tried.items())
-        table.add_row(result.table, str(result.probes), f"{result.recall:.3f}", tried)
+        knob = f"{result.knob} {result.probes}"
+        table.add_row(result.table, knob, f"{result.recall:.3f}", tried)
     out.print(table)
+    for result in results:
+        out.print(f"{result.table}: measured on {result.sample} queries ({result.sample_source})")
 
 
 async def _rebuild(atlas: Atlas, args: argparse.Namespace) -> None:
@@ -159,7 +166,13 @@ async def _rebuild(atlas: Atlas, args: argparse.Namespace) -> None:
                 out.print(f"rebuilding the index of {update.table}…")
 
         results = await atlas.indexes.rebuild(
-            args.table, lists=args.lists, concurrently=not args.blocking, on_progress=log
+            args.table,
+            kind=args.kind,
+            lists=args.lists,
+            m=args.m,
+            ef_construction=args.ef_construction,
+            concurrently=not args.blocking,
+            on_progress=log,
         )
     else:
         with Progress(
@@ -184,12 +197,58 @@ async def _rebuild(atlas: Atlas, args: argparse.Namespace) -> None:
 
             results = await atlas.indexes.rebuild(
                 args.table,
+                kind=args.kind,
                 lists=args.lists,
+                m=args.m,
+                ef_construction=args.ef_construction,
                 concurrently=not args.blocking,
                 on_progress=report,
             )
     for result in results:
+        params = ", ".join(f"{name}={value}" for name, value in result.params.items())
         out.print(
-            f"rebuilt {result.index} on {result.rows} rows with {result.lists} lists "
+            f"rebuilt {result.index} as {result.strategy} ({params}) on {result.rows} rows "
             f"in {result.seconds:.1f} s"
         )
+
+
+async def _compare(atlas: Atlas, args: argparse.Namespace) -> CompareResult:
+    if args.table is None:
+        raise InvalidInputError("--table: compare measures one table's strategies; name it")
+    kinds = None if args.kinds is None else [k.strip() for k in args.kinds.split(",") if k.strip()]
+    return await atlas.indexes.compare(
+        args.table,
+        strategies=kinds,
+        target_recall=args.target,
+        sample=args.sample,
+        max_rows=args.max_rows,
+        apply=args.apply,
+        on_progress=lambda line: out.print(line, markup=False),
+    )
+
+
+def _print_compare(result: CompareResult) -> None:
+    out.print(
+        f"{result.table}: {result.rows} rows, {result.sample} queries ({result.sample_source}), "
+        f"target recall@10 {result.target}"
+    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("strategy", "knob", "recall", "p50 ms", "build s", "size", "frontier"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for entry in result.entries:
+        table.add_row(
+            entry.strategy,
+            f"{entry.knob} {entry.value}",
+            f"{entry.recall:.3f}" + ("" if entry.meets_target else " [yellow](below)[/]"),
+            f"{entry.p50_ms:.2f}",
+            f"{entry.build_seconds:.1f}",
+            human_bytes(entry.size_bytes),
+            "yes" if entry.on_frontier else "",
+        )
+    out.print(table)
+    if result.chosen is None:
+        out.print("no strategy met the target")
+    elif result.applied is not None:
+        out.print(f"applied {result.chosen} to {result.table}")
+    else:
+        out.print(f"fastest meeting the target: {result.chosen} (--apply builds it)")
