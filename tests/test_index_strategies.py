@@ -366,3 +366,20 @@ def _pretty(megabytes: str) -> str:
     """Spell '2048MB' as PostgreSQL's SHOW does ('2GB')."""
     number = int(megabytes.removesuffix("MB"))
     return f"{number // 1024}GB" if number % 1024 == 0 else megabytes
+
+
+async def test_loading_bulk_loads_only_loads_that_outgrow_the_table(
+    atlas: codeatlas.Atlas, vectors: tuple[Vectors, Vectors], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(codeatlas.indexes, "BULK_LOAD_MIN_ROWS", 300)
+    rows = vectors[0]
+    async with atlas.indexes.loading({"rag_documents": 200}) as skipped:
+        await atlas.rag.insert_many([_document(i, v) for i, v in enumerate(rows[:200])])
+    assert skipped is None  # too few rows: loaded with the index in place
+    async with atlas.indexes.loading({"rag_documents": 800, "code_files": 800}) as load:
+        await atlas.rag.insert_many([_document(i, rows[i]) for i in range(200, 1000)])
+    assert load is not None and load.tables == ("rag_documents",)
+    assert [r.rows for r in load.results] == [1000]
+    async with atlas.indexes.loading({"rag_documents": 400}) as small:  # less than it holds
+        pass
+    assert small is None

@@ -52,6 +52,7 @@ from .repositories._base import check_count
 from .search import MAX_PROBES, recommended_lists
 
 __all__ = [
+    "BULK_LOAD_MIN_ROWS",
     "KINDS",
     "VECTOR_INDEXES",
     "BulkLoad",
@@ -86,6 +87,11 @@ QUERY_LOGS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
 )
 #: Logged queries needed before ``tune`` prefers them to perturbed stored rows.
 _MIN_LOGGED: Final = 30
+
+#: Rows a load must bring (and at least as many as its table holds) before ``loading``
+#: moves the table's index out of the way: below that, keeping the index costs less than
+#: building it again.
+BULK_LOAD_MIN_ROWS: Final = 10_000
 
 #: Norm of the noise added to sampled vectors to make recall queries (cosine ~0.9 to origin).
 _QUERY_NOISE: Final = 0.5
@@ -652,6 +658,32 @@ class Indexes:
             await self._build_after(targets, kinds, on_progress, done)
             raise
         await self._build_after(targets, kinds, on_progress, done)
+
+    @contextlib.asynccontextmanager
+    async def loading(
+        self,
+        rows: Mapping[str, int],
+        *,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+    ) -> AsyncIterator[BulkLoad | None]:
+        """Wrap a load of *rows* (table -> rows about to be written) in ``bulk_load`` where it pays.
+
+        A table is bulk-loaded when the load brings at least ``BULK_LOAD_MIN_ROWS`` rows and
+        at least as many as it holds (a first index of a large tree); the others load with
+        their index in place. Yields the BulkLoad, or None when no table qualified.
+        """
+        chosen = [
+            table
+            for table, count in rows.items()
+            if table in VECTOR_INDEXES
+            and count >= BULK_LOAD_MIN_ROWS
+            and count >= await self._count(VECTOR_INDEXES[table])
+        ]
+        if not chosen:
+            yield None
+            return
+        async with self.bulk_load(chosen, on_progress=on_progress) as load:
+            yield load
 
     async def _build_after(
         self,

@@ -218,7 +218,11 @@ class _Run:
                 prebuilt = await self._build(prefix, parsed.analyses, present)
                 self.emit("parse", 1, 1, "graphs")
         counts = dependency_counts(prebuilt.imports) if prebuilt is not None else {}
-        fresh = await self._write_files(changes.changed, parsed.analyses, stored, counts)
+        # a first index of a large tree loads with the vector indexes out of the way
+        loads = {"codebase_metadata": len(parsed.analyses)}
+        loads["code_embeddings"] = sum(len(a.chunks) for a in parsed.analyses)
+        async with atlas.indexes.loading(loads):
+            fresh = await self._write_files(changes.changed, parsed.analyses, stored, counts)
         if self.done.skipped:
             prebuilt = None  # files the database refused are not in the graph
         graph_rebuilt, cycles = await self._graph(prefix, state, fresh, parsed.analyses, prebuilt)
