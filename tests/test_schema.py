@@ -41,6 +41,7 @@ HEAD_VERSIONS: Final = [
     20250101000014,
     20260101000001,
     20261202000001,
+    20261203000001,
 ]
 
 
@@ -168,6 +169,8 @@ EXPECTED_VECTOR_NAMED_INDEXES: Final = {
     ("vector_similarity_cache_codebase_id_index", "vector_similarity_cache"),
     ("vector_similarity_cache_query_vector_hash_index", "vector_similarity_cache"),
     ("codeatlas_vector_indexes_pkey", "codeatlas_vector_indexes"),
+    # codeatlas' full-text index on vector_search (20261203000001) matches '%vector%' too
+    ("idx_vector_search_search_tsv", "vector_search"),
 }
 
 EXPECTED_FOREIGN_KEYS: Final = [
@@ -250,6 +253,51 @@ def bigserial_pk() -> Column:
 def timestamps(kind: str = TS0) -> list[Column]:
     """Ecto's timestamps(): NOT NULL, plus codeatlas' UTC default."""
     return [("inserted_at", kind, NOT_NULL, UTC_NOW), ("updated_at", kind, NOT_NULL, UTC_NOW)]
+
+
+#: The generated full-text columns (migration 20261203000001), as pg_get_expr prints them.
+SEARCH_TSV: Final = {
+    "code_embeddings": (
+        "(setweight(codeatlas_code_tsvector('english'::regconfig, (metadata ->> 'name'::text)),"
+        " 'A'::\"char\") || setweight(codeatlas_code_tsvector('english'::regconfig, chunk_text), "
+        "'D'::\"char\"))"
+    ),
+    "code_locations": (
+        "((setweight(codeatlas_code_tsvector('english'::regconfig, (((symbol_name)::text || ' '"
+        "::text) || (COALESCE(parent_symbol, ''::character varying))::text)), 'A'::\"char\") || s"
+        "etweight(codeatlas_code_tsvector('english'::regconfig, (((file_path)::text || ' '::tex"
+        "t) || COALESCE(signature, ''::text))), 'B'::\"char\")) || setweight(codeatlas_code_tsvec"
+        "tor('english'::regconfig, documentation), 'C'::\"char\"))"
+    ),
+    "rag_documents": (
+        "(setweight(codeatlas_code_tsvector('english'::regconfig, (source_id)::text), 'A'::\"cha"
+        "r\") || setweight(codeatlas_code_tsvector('english'::regconfig, content), 'D'::\"char\"))"
+    ),
+    "vector_search": (
+        "(setweight(codeatlas_code_tsvector('english'::regconfig, (file_path)::text), 'A'::\"cha"
+        "r\") || setweight(codeatlas_code_tsvector('english'::regconfig, content), 'D'::\"char\"))"
+    ),
+    "codebase_metadata": (
+        "(((setweight(codeatlas_code_tsvector('english'::regconfig, (path)::text), 'A'::\"char\")"
+        " || setweight(codeatlas_code_tsvector('english'::regconfig, ((((((((((((((codeatlas_js"
+        "onb_words(functions, '$[*]'::jsonpath) || ' '::text) || codeatlas_jsonb_words(function"
+        "s, '$[*].\"name\"'::jsonpath)) || ' '::text) || codeatlas_jsonb_words(classes, '$[*]'::j"
+        "sonpath)) || ' '::text) || codeatlas_jsonb_words(classes, '$[*].\"name\"'::jsonpath)) ||"
+        " ' '::text) || codeatlas_jsonb_words(structs, '$[*]'::jsonpath)) || ' '::text) || code"
+        "atlas_jsonb_words(enums, '$[*]'::jsonpath)) || ' '::text) || codeatlas_jsonb_words(tra"
+        "its, '$[*]'::jsonpath)) || ' '::text) || codeatlas_jsonb_words(exports, '$[*]'::jsonpa"
+        "th))), 'B'::\"char\")) || setweight(codeatlas_code_tsvector('english'::regconfig, (((((("
+        "((((codeatlas_jsonb_words(functions, '$[*].\"doc\"'::jsonpath) || ' '::text) || codeatla"
+        "s_jsonb_words(classes, '$[*].\"doc\"'::jsonpath)) || ' '::text) || codeatlas_jsonb_words"
+        "(domains, '$[*]'::jsonpath)) || ' '::text) || codeatlas_jsonb_words(features, '$[*]'::"
+        "jsonpath)) || ' '::text) || codeatlas_jsonb_words(patterns, '$[*]'::jsonpath)) || ' ':"
+        ":text) || codeatlas_jsonb_words(business_context, '$[*]'::jsonpath))), 'C'::\"char\")) |"
+        "| setweight(codeatlas_code_tsvector('english'::regconfig, codeatlas_jsonb_words(depend"
+        "encies, '$[*]'::jsonpath)), 'D'::\"char\"))"
+    ),
+}
+#: Columns codeatlas adds to the reference's tables (the counts below are the reference's).
+ADDED_COLUMNS: Final = {table: 1 for table in SEARCH_TSV}
 
 
 def _codebase_metadata() -> list[Column]:
@@ -336,6 +384,7 @@ def _codebase_metadata() -> list[Column]:
         *((name, JSONB, NULL, EMPTY_ARRAY) for name in jsonb),
         ("vector_embedding", "vector(1536)", NULL, None),
         *timestamps(),
+        ("search_tsv", "tsvector", NULL, SEARCH_TSV["codebase_metadata"]),
     ]
 
 
@@ -375,6 +424,7 @@ EXPECTED_COLUMNS: Final[dict[str, list[Column]]] = {
         ("embedding", "vector(768)", NULL, None),
         ("metadata", JSONB, NULL, EMPTY_OBJECT),
         *timestamps(),
+        ("search_tsv", "tsvector", NULL, SEARCH_TSV["code_embeddings"]),
     ],
     "code_locations": [
         uuid_pk(),
@@ -392,6 +442,7 @@ EXPECTED_COLUMNS: Final[dict[str, list[Column]]] = {
         ("metadata", JSONB, NULL, EMPTY_OBJECT),
         ("embedding", "vector(768)", NULL, None),
         *timestamps(),
+        ("search_tsv", "tsvector", NULL, SEARCH_TSV["code_locations"]),
     ],
     "rag_documents": [
         uuid_pk(),
@@ -404,6 +455,7 @@ EXPECTED_COLUMNS: Final[dict[str, list[Column]]] = {
         ("last_accessed", TS0, NULL, None),
         ("access_count", "integer", NULL, "0"),
         *timestamps(),
+        ("search_tsv", "tsvector", NULL, SEARCH_TSV["rag_documents"]),
     ],
     "rag_queries": [
         uuid_pk(),
@@ -495,6 +547,7 @@ EXPECTED_COLUMNS: Final[dict[str, list[Column]]] = {
         ("vector_embedding", "vector(1536)", NOT_NULL, None),
         ("metadata", JSONB, NULL, EMPTY_OBJECT),
         ("created_at", TS0, NULL, UTC_NOW),
+        ("search_tsv", "tsvector", NULL, SEARCH_TSV["vector_search"]),
     ],
     "vector_similarity_cache": [
         bigserial_pk(),
@@ -693,18 +746,21 @@ EXPECTED_INDEXES: Final[dict[str, set[Index]]] = {
         btree("code_embeddings_code_file_id_index", "code_file_id"),
         btree("code_embeddings_chunk_index_index", "chunk_index"),
         ivfflat("idx_code_embeddings_embedding_vector", "embedding"),
+        gin("idx_code_embeddings_search_tsv", "search_tsv"),
     },
     "code_locations": {
         btree("code_locations_project_file_path_index", "project", "file_path"),
         btree("code_locations_symbol_type_symbol_name_index", "symbol_type", "symbol_name"),
         btree("code_locations_parent_symbol_index", "parent_symbol"),
         ivfflat("idx_code_locations_embedding_vector", "embedding"),
+        gin("idx_code_locations_search_tsv", "search_tsv"),
     },
     "rag_documents": {
         btree("rag_documents_source_type_source_id_index", "source_type", "source_id", unique=True),
         btree("rag_documents_last_accessed_index", "last_accessed"),
         btree("rag_documents_access_count_index", "access_count"),
         ivfflat("idx_rag_documents_embedding_vector", "embedding"),
+        gin("idx_rag_documents_search_tsv", "search_tsv"),
     },
     "rag_queries": {
         btree("rag_queries_inserted_at_index", "inserted_at"),
@@ -739,6 +795,7 @@ EXPECTED_INDEXES: Final[dict[str, set[Index]]] = {
             "codebase_metadata_codebase_id_pagerank_score_index", "codebase_id", "pagerank_score"
         ),
         ivfflat("idx_codebase_metadata_vector", "vector_embedding"),
+        gin("idx_codebase_metadata_search_tsv", "search_tsv"),
     },
     "codebase_registry": {
         btree("codebase_registry_codebase_id_index", "codebase_id", unique=True),
@@ -771,6 +828,7 @@ EXPECTED_INDEXES: Final[dict[str, set[Index]]] = {
         ),
         btree("vector_search_codebase_id_index", "codebase_id"),
         ivfflat("idx_vector_search_embedding", "vector_embedding"),
+        gin("idx_vector_search_search_tsv", "search_tsv"),
     },
     "vector_similarity_cache": {
         btree(
@@ -915,7 +973,9 @@ SELECT c.relname       AS name,
 
 def test_expected_columns_match_the_reference_counts() -> None:
     """Guard the spec itself against a dropped or doubled line."""
-    assert {t: len(cols) for t, cols in EXPECTED_COLUMNS.items()} == REFERENCE_COLUMN_COUNTS
+    assert {
+        t: len(cols) - ADDED_COLUMNS.get(t, 0) for t, cols in EXPECTED_COLUMNS.items()
+    } == REFERENCE_COLUMN_COUNTS
     assert set(EXPECTED_INDEXES) == set(EXPECTED_COLUMNS)
     own = ["codeatlas_schema_migrations", "codeatlas_vector_indexes"]
     assert sorted([*EXPECTED_COLUMNS, *own]) == EXPECTED_TABLES
@@ -1139,10 +1199,14 @@ CATALOG_QUERIES: Final = {
            AND NOT EXISTS (SELECT 1 FROM pg_depend d
                             WHERE d.objid = c.oid AND d.deptype = 'e')
          ORDER BY 1""",
+    # the position among live columns: a column dropped and added again (a down and up of
+    # an additive migration) leaves a gap in ordinal_position, not a change of order
     "columns": """
-        SELECT table_name, column_name, ordinal_position, data_type, udt_name,
+        SELECT table_name, column_name,
+               row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position),
+               data_type, udt_name,
                character_maximum_length, numeric_precision, datetime_precision, is_nullable,
-               column_default, is_identity
+               column_default, is_identity, generation_expression
           FROM information_schema.columns
          WHERE table_schema = 'public'
          ORDER BY table_name, ordinal_position""",
@@ -1214,7 +1278,12 @@ async def test_round_trip_to_before_the_seed_restores_an_identical_catalog(
     head = await catalog(migrated_dsn)
     assert len(head["triggers"]) == 20  # 2 append-only + 18 cache invalidation
     assert {f[0] for f in head["functions"]} == {
+        "codeatlas_code_tsquery",
+        "codeatlas_code_tsvector",
+        "codeatlas_code_words",
         "codeatlas_invalidate_similarity_cache",
+        "codeatlas_jsonb_words",
+        "codeatlas_or_tsquery",
         "codeatlas_refuse_update",
         "codeatlas_require_columns",
     }
@@ -1270,6 +1339,7 @@ async def test_rollback_of_tables_holding_rows_refuses_and_reverts_nothing(
     assert await catalog(migrated_dsn) == before
     # a rollback that stops above the table's migration goes through
     assert (await migrator.rollback(to=20250101000010)).reverted == [
+        20261203000001,
         20261202000001,
         20260101000001,
         20250101000014,

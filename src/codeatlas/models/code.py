@@ -75,6 +75,7 @@ class CodeEmbedding(RowModel):
     __table_spec__ = TableSpec(
         "code_embeddings",
         vector_index="idx_code_embeddings_embedding_vector",
+        text_index="idx_code_embeddings_search_tsv",
     )
 
     id: UUID
@@ -111,7 +112,11 @@ class CodeEmbeddingUpdate(UpdateModel):
 class CodeLocation(RowModel):
     """A code_locations row: where a symbol is defined, with its signature and docs."""
 
-    __table_spec__ = TableSpec("code_locations", vector_index="idx_code_locations_embedding_vector")
+    __table_spec__ = TableSpec(
+        "code_locations",
+        vector_index="idx_code_locations_embedding_vector",
+        text_index="idx_code_locations_search_tsv",
+    )
 
     id: UUID
     project: str

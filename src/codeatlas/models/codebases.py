@@ -42,6 +42,7 @@ class CodebaseMetadata(RowModel):
         "codebase_metadata",
         natural_key=("codebase_id", "path"),
         vector_index="idx_codebase_metadata_vector",
+        text_index="idx_codebase_metadata_search_tsv",
     )
 
     id: int

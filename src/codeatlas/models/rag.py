@@ -31,6 +31,7 @@ class RagDocument(RowModel):
         "rag_documents",
         natural_key=("source_type", "source_id"),
         vector_index="idx_rag_documents_embedding_vector",
+        text_index="idx_rag_documents_search_tsv",
     )
 
     id: UUID

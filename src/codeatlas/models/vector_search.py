@@ -31,6 +31,7 @@ class VectorSearch(RowModel):
         "vector_search",
         natural_key=("codebase_id", "file_path", "content_type"),
         vector_index="idx_vector_search_embedding",
+        text_index="idx_vector_search_search_tsv",
     )
 
     id: int

@@ -21,7 +21,7 @@ from ..models import (
     CodeLocationCreate,
     CodeLocationUpdate,
 )
-from ..search import SearchableRepository
+from ..text_search import TextSearchableRepository
 from ._base import Repository, check_items
 from ._maintenance import Vacuumable
 
@@ -89,7 +89,7 @@ class StoredCodeFile:
 
 class CodeEmbeddingsRepository(
     Vacuumable,
-    SearchableRepository[CodeEmbedding, CodeEmbeddingCreate, CodeEmbeddingUpdate],
+    TextSearchableRepository[CodeEmbedding, CodeEmbeddingCreate, CodeEmbeddingUpdate],
 ):
     """``atlas.code.embeddings``: a file's chunks with their embeddings."""
 
@@ -100,7 +100,7 @@ class CodeEmbeddingsRepository(
 
 class CodeLocationsRepository(
     Vacuumable,
-    SearchableRepository[CodeLocation, CodeLocationCreate, CodeLocationUpdate],
+    TextSearchableRepository[CodeLocation, CodeLocationCreate, CodeLocationUpdate],
 ):
     """``atlas.code.locations``: symbol locations (functions, classes, ...) per file."""
 

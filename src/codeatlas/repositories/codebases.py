@@ -17,7 +17,7 @@ from ..models import (
     CodebaseRegistryUpdate,
 )
 from ..models._types import check_json
-from ..search import SearchableRepository
+from ..text_search import TextSearchableRepository
 from ._base import Repository, check_count, check_items
 from ._maintenance import Vacuumable
 
@@ -93,7 +93,7 @@ class CodebaseRegistryRepository(
 
 class CodebasesRepository(
     Vacuumable,
-    SearchableRepository[CodebaseMetadata, CodebaseMetadataCreate, CodebaseMetadataUpdate],
+    TextSearchableRepository[CodebaseMetadata, CodebaseMetadataCreate, CodebaseMetadataUpdate],
 ):
     """File metadata of every codebase (searchable), with the registry as ``.registry``.
 

@@ -26,6 +26,7 @@ from ..models import (
     RagQueryUpdate,
 )
 from ..search import Match, SearchableRepository
+from ..text_search import TextSearchableRepository
 from ._base import Repository
 
 __all__ = [
@@ -111,9 +112,7 @@ class RagFeedbackRepository(Repository[RagFeedback, RagFeedbackCreate, RagFeedba
         )
 
 
-class RagRepository(
-    SearchableRepository[RagDocument, RagDocumentCreate, RagDocumentUpdate]
-):
+class RagRepository(TextSearchableRepository[RagDocument, RagDocumentCreate, RagDocumentUpdate]):
     """``atlas.rag``: documents keyed by (source_type, source_id), with the questions asked
     (``.queries``) and the feedback on answers (``.feedback``)."""
 

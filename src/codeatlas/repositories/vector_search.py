@@ -7,7 +7,7 @@ from typing import Final
 
 from ..errors import InvalidInputError
 from ..models import VectorSearch, VectorSearchCreate, VectorSearchUpdate
-from ..search import SearchableRepository
+from ..text_search import TextSearchableRepository
 from ._base import check_items
 
 __all__ = ["VectorSearchRepository"]
@@ -22,7 +22,7 @@ _DELETE_FILE: Final = "DELETE FROM vector_search WHERE codebase_id = $1 AND file
 
 
 class VectorSearchRepository(
-    SearchableRepository[VectorSearch, VectorSearchCreate, VectorSearchUpdate]
+    TextSearchableRepository[VectorSearch, VectorSearchCreate, VectorSearchUpdate]
 ):
     """Content chunks with their 1536-d embeddings, upserted by (codebase_id, file_path,
     content_type)."""
