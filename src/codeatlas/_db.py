@@ -19,6 +19,13 @@ What a failure means to the caller:
 - Statements that open or undo state (BEGIN, SAVEPOINT, ROLLBACK, settings) run to their
   end even when the caller is cancelled, then the cancellation propagates unchanged; if
   the undo cannot run, the connection is terminated so nothing it carried survives.
+
+With read replicas (``codeatlas._routing``), a pool executor sends the reads a standby can
+serve (statements that cannot change data, take no lock, and run outside a transaction; and
+``fetch_read``) to a replica the router picks. Whatever goes wrong there (the replica is
+down, lagging, promoted, or refuses the statement) is never the caller's: the read runs on
+the primary instead. A write committed on the primary records the primary's WAL position
+for read-your-writes; if that cannot be read, the write is still reported as done.
 """
 
 from __future__ import annotations
@@ -45,11 +52,14 @@ import asyncpg
 from asyncpg import Record
 from asyncpg.pool import Pool
 
+from ._routing import CURRENT_LSN, Replica, Router
 from ._state import AtlasState
 from .errors import (
     CodeAtlasError,
     ConnectionLostError,
+    InsufficientResourcesError,
     InvalidInputError,
+    QueryCanceledError,
     TransactionAbortedError,
     connect_error,
     translate_db_error,
@@ -67,6 +77,12 @@ _SETTING_NAME: Final = re.compile(r"^[a-z_]+(\.[a-z_]+)?$")
 _READ_START: Final = re.compile(r"^\s*(SELECT|WITH|SHOW|VALUES|TABLE)\b", re.IGNORECASE)
 _WRITE_WORD: Final = re.compile(
     r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|COPY|CALL|NEXTVAL|SETVAL|LO_\w+)\b", re.IGNORECASE
+)
+#: A read that takes a lock, or whose answer is the primary's alone, never goes to a replica.
+_PRIMARY_ONLY: Final = re.compile(
+    r"\b(FOR\s+(UPDATE|SHARE|NO\s+KEY|KEY)|PG_(TRY_)?ADVISORY\w*|PG_CURRENT_\w+|TXID_\w+"
+    r"|PG_STAT_PROGRESS\w*)\b",
+    re.IGNORECASE,
 )
 #: Python errors the driver raises while encoding arguments (before anything is sent).
 _ARGUMENT_ERRORS: Final = (UnicodeError, ValueError, TypeError, OverflowError, RecursionError)
@@ -87,6 +103,22 @@ def _is_read(query: str) -> bool:
     return bool(_READ_START.match(query)) and not _WRITE_WORD.search(query)
 
 
+@lru_cache(maxsize=2048)
+def _replica_safe(query: str) -> bool:
+    """True when a hot standby can answer *query* as the primary would (up to its lag)."""
+    return _is_read(query) and not _PRIMARY_ONLY.search(query)
+
+
+def _replica_down(exc: Exception) -> bool:
+    """True when *exc*, raised while a replica served a read, says the replica is unusable
+    (rather than refusing this one statement, like 25006 or a recovery conflict)."""
+    error = exc if isinstance(exc, CodeAtlasError) else _translate(exc)
+    if isinstance(error, ConnectionLostError | InsufficientResourcesError | QueryCanceledError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return not isinstance(error, CodeAtlasError) or sqlstate[:2] in {"08", "57", "58", "XX"}
+
+
 def _translate(exc: Exception, *, write_in_flight: bool = False) -> BaseException:
     """Return the codeatlas error for *exc*, raised by a driver call (or *exc* itself)."""
     mapped = translate_db_error(
@@ -97,6 +129,20 @@ def _translate(exc: Exception, *, write_in_flight: bool = False) -> BaseExceptio
     if isinstance(exc, _ARGUMENT_ERRORS):
         return InvalidInputError(f"a query argument could not be encoded: {type(exc).__name__}")
     return exc
+
+
+def _assignments(settings: Mapping[str, str]) -> str:
+    """Return ``; SET LOCAL name = 'value'`` for each of *settings* (names checked strictly)."""
+    for name in settings:
+        if not _SETTING_NAME.match(name):
+            raise ValueError(f"not a setting name: {name!r}")
+    return "".join(f"; SET LOCAL {name} = {_literal(value)}" for name, value in settings.items())
+
+
+def _described(exc: Exception) -> str:
+    """Return *exc* for a log line: its class and SQLSTATE (never its text: it may quote data)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return f"{type(exc).__name__}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
 
 
 def _reraise(exc: Exception, *, write_in_flight: bool = False) -> NoReturn:
@@ -191,7 +237,7 @@ async def _set_up(connection: Any, statement: str, undo: str) -> None:
 class Executor:
     """Run queries on a pool or on one connection; see the module docstring."""
 
-    __slots__ = ("_connection", "_pool", "state")
+    __slots__ = ("_connection", "_pool", "_replica_reads", "_router", "state")
 
     def __init__(
         self,
@@ -199,6 +245,8 @@ class Executor:
         pool: Pool | None = None,
         connection: asyncpg.Connection | None = None,
         state: AtlasState | None = None,
+        router: Router | None = None,
+        replica_reads: bool = True,
     ) -> None:
         if (pool is None) == (connection is None):
             raise ValueError("Executor needs exactly one of pool or connection")
@@ -206,6 +254,24 @@ class Executor:
         self._connection = connection
         #: shared by every executor of one Atlas (server facts, caches)
         self.state = state or AtlasState()
+        #: the Atlas's read routing (replicas, read-your-writes); None: the pool only
+        self._router = router
+        self._replica_reads = replica_reads and router is not None and bool(router.replicas)
+
+    @property
+    def router(self) -> Router | None:
+        """The read routing of this executor's Atlas (None without replicas)."""
+        return self._router
+
+    def on_primary(self) -> Executor:
+        """Return an executor on the same pool whose reads never go to a replica.
+
+        For work whose reads must see the primary itself: index maintenance and progress,
+        anything that reads what it just wrote under ``consistency="eventual"``.
+        """
+        if self._connection is not None:
+            return self
+        return Executor(pool=self._pool, state=self.state, router=self._router, replica_reads=False)
 
     @property
     def in_transaction(self) -> bool:
@@ -224,14 +290,15 @@ class Executor:
             yield connection
 
     @asynccontextmanager
-    async def _pooled(self) -> AsyncIterator[Any]:
-        assert self._pool is not None
-        connection, pid = await self._checked_out()
+    async def _pooled(self, pool: Pool | None = None) -> AsyncIterator[Any]:
+        pool = pool or self._pool
+        assert pool is not None
+        connection, pid = await self._checked_out(pool)
         try:
             yield connection
         finally:
             try:
-                await self._pool.release(connection)
+                await pool.release(connection)
             except Exception:
                 # The block's work is done (committed, or failed with its own error): a
                 # connection that cannot be reset is discarded, not reported.
@@ -240,21 +307,20 @@ class Executor:
             else:
                 self.state.note_idle(pid)
 
-    async def _checked_out(self) -> tuple[Any, int]:
+    async def _checked_out(self, pool: Pool) -> tuple[Any, int]:
         """Acquire a pooled connection; one idle longer than ``pre_ping_after`` is pinged first.
 
         A connection that died idle whose end the driver already saw is replaced by the pool
         itself; the ping catches one whose end has not arrived yet (a silent network drop).
         """
-        assert self._pool is not None
         state = self.state
-        if self._pool.is_closing():
+        if pool.is_closing():
             closed = ConnectionLostError("this Atlas is closed: connect again")
             closed.retryable = False
             raise closed
-        for _ in range(self._pool.get_max_size() + 1):
+        for _ in range(pool.get_max_size() + 1):
             try:
-                connection = await self._pool.acquire()
+                connection = await pool.acquire()
             except Exception as exc:
                 error = connect_error(exc, endpoint=state.endpoint)
                 connection = None
@@ -268,7 +334,7 @@ class Executor:
             except BaseException as exc:
                 _discard(connection)
                 with suppress(Exception):
-                    await self._pool.release(connection)
+                    await pool.release(connection)
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -287,10 +353,14 @@ class Executor:
                     _discard(self._connection)  # its protocol state is unknown
                 _reraise(exc)  # nothing commits before the COMMIT
         writes = not _is_read(query) if write is None else write
+        if not writes and self._replica_reads and _replica_safe(query):
+            served, result = await self._on_replica(call)
+            if served:
+                return result  # type: ignore[no-any-return]
         for attempt in (1, 2):
             async with self._pooled() as connection:
                 try:
-                    return await call(connection)
+                    result = await call(connection)
                 except Exception as exc:
                     if isinstance(exc, asyncpg.InternalClientError):
                         _discard(connection)  # its protocol state is unknown
@@ -305,7 +375,93 @@ class Executor:
                         _discard(connection)
                         continue
                     _reraise(exc, write_in_flight=writes)
+                if writes:
+                    await self._note_write(connection)
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _note_write(self, connection: Any) -> None:
+        """Record the primary's WAL position after a committed write (read-your-writes).
+
+        The write is done whatever happens here: a failure leaves the position unknown, and
+        the next replica read reads the primary's current position first.
+        """
+        router = self._router
+        if router is None or not router.tracks_writes:
+            return
+        router.lsn_unknown = True
+        try:
+            lsn = await connection.fetchval(CURRENT_LSN)
+        except Exception:
+            logger.debug("reading the WAL position after a write failed", exc_info=True)
+            return
+        router.note_write(lsn)
+
+    async def _on_replica(
+        self, call: Callable[[Any], Awaitable[Any]], begin: str | None = None
+    ) -> tuple[bool, Any]:
+        """Serve a read on a replica: (True, its result), or (False, None) for the primary.
+
+        *begin* (a ``BEGIN; SET LOCAL ...``) wraps the read in a transaction of its own.
+        No replica failure escapes: the replica is taken out (if it is unusable) and the
+        next one, or the primary, serves the read. Cancellation propagates.
+        """
+        router = self._router
+        assert router is not None
+        if router.lsn_unknown and router.consistency == "session":
+            try:
+                async with self._pooled() as primary:
+                    router.note_write(await primary.fetchval(CURRENT_LSN))
+            except Exception:
+                router.stats.primary_reads += 1
+                return False, None
+        for replica in router.candidates():
+            try:
+                async with self._pooled(replica.pool) as connection:
+                    if not await router.ready(replica, connection):
+                        continue
+                    result = await self._replica_call(replica, connection, call, begin)
+            except Exception as exc:
+                router.stats.fallbacks += 1
+                if _replica_down(exc):
+                    router.take_out(replica, _described(exc))
+                else:
+                    logger.debug(
+                        "replica %s refused a read (%s): the primary serves it",
+                        replica.name,
+                        _described(exc),
+                    )
+                continue
+            replica.served += 1
+            router.stats.replica_reads += 1
+            return True, result
+        router.stats.primary_reads += 1
+        return False, None
+
+    async def _replica_call(
+        self,
+        replica: Replica,
+        connection: Any,
+        call: Callable[[Any], Awaitable[Any]],
+        begin: str | None,
+    ) -> Any:
+        replica.busy += 1
+        try:
+            if begin is None:
+                return await call(connection)
+            await _set_up(connection, begin, "ROLLBACK")
+            try:
+                result = await call(connection)
+            except BaseException:
+                await _undo(connection, "ROLLBACK")
+                raise
+            await self._commit(connection, wrote=False)
+            return result
+        except asyncpg.InternalClientError:
+            _discard(connection)  # its protocol state is unknown
+            raise
+        finally:
+            replica.busy -= 1
 
     @asynccontextmanager
     async def _begun(self, statement: str) -> AsyncIterator[Any]:
@@ -355,6 +511,7 @@ class Executor:
                 await _undo(connection, "ROLLBACK")
                 raise
             await self._commit(connection, wrote=True)
+            await self._note_write(connection)
 
     @asynccontextmanager
     async def _savepoint(self, connection: Any) -> AsyncIterator[None]:
@@ -384,15 +541,10 @@ class Executor:
         transaction on the yielded executor. Its statements count as reads: a COMMIT
         without reply raises ``ConnectionLostError`` (writes there are best-effort counters).
         """
-        for name in settings:
-            if not _SETTING_NAME.match(name):
-                raise ValueError(f"not a setting name: {name!r}")
+        assignments = _assignments(settings)
         if not settings:
             yield self
             return
-        assignments = "".join(
-            f"; SET LOCAL {name} = {_literal(value)}" for name, value in settings.items()
-        )
         if self._connection is not None:
             async with self._restoring(self._connection, settings, assignments):
                 yield self
@@ -439,6 +591,29 @@ class Executor:
             # whether the values went back is unknown: the transaction cannot be trusted
             _discard(connection)
             _reraise(exc)
+
+    async def fetch_read(
+        self,
+        query: str,
+        *args: Any,
+        settings: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> list[Record]:
+        """Run the read-only *query* with *settings* applied to it alone (see with_settings).
+
+        With replicas, a replica serves it when one can (searches go this way).
+        """
+        settings = settings or {}
+        assignments = _assignments(settings)
+        if self._connection is None and self._replica_reads and _is_read(query):
+            begin = "BEGIN" + assignments if settings else None
+            served, result = await self._on_replica(
+                lambda c: c.fetch(query, *args, timeout=timeout), begin
+            )
+            if served:
+                return result  # type: ignore[no-any-return]
+        async with self.with_settings(settings) as tx:
+            return await tx.fetch(query, *args, timeout=timeout)
 
     # -- statements ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from .errors import ExtensionError, connect_error
 __all__ = [
     "MIN_PGVECTOR",
     "PackedVector",
+    "behind_pooler",
     "bootstrap",
     "create_pool",
     "decode_vector",
@@ -109,9 +110,12 @@ def _encode_json(value: Any) -> bytes:
 
 
 def _connect_kwargs(settings: Settings) -> dict[str, Any]:
+    # A transaction-mode pooler hands each transaction to any server connection: a
+    # statement prepared on one is unknown on the next, so none is cached.
+    cache = 0 if settings.pooler == "transaction" else settings.statement_cache_size
     return {
         "command_timeout": settings.command_timeout,
-        "statement_cache_size": settings.statement_cache_size,
+        "statement_cache_size": cache,
         "server_settings": {"application_name": settings.application_name},
     }
 
@@ -157,6 +161,21 @@ def endpoint_of(dsn: str) -> tuple[str, str]:
 def parse_version(text: str) -> tuple[int, ...]:
     """Return ``"0.8.6"`` as ``(0, 8, 6)``."""
     return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+#: The backend's own pid; a pooler in between announces a cancel key of its own instead.
+_BACKEND_PID: Final = "SELECT pg_backend_pid()"
+
+
+async def behind_pooler(connection: asyncpg.Connection) -> bool:
+    """True when *connection* reaches its backend through a pooler (pgbouncer and the like).
+
+    A direct connection's cancel key carries the backend's pid; a pooler multiplexes
+    backends, so the key it announces is its own and differs from ``pg_backend_pid()``.
+    """
+    with translated(connection):
+        pid = await connection.fetchval(_BACKEND_PID)
+    return bool(pid != connection.get_server_pid())
 
 
 async def bootstrap(connection: asyncpg.Connection) -> str:

@@ -15,11 +15,20 @@ import asyncpg
 from asyncpg.pool import Pool
 
 from ._db import Executor, translated
-from ._pool import bootstrap, create_pool, endpoint_of, open_connection, parse_version
+from ._pool import (
+    behind_pooler,
+    bootstrap,
+    create_pool,
+    endpoint_of,
+    open_connection,
+    parse_version,
+)
+from ._routing import Replica, Router, RoutingStats
 from ._server import EmbeddedServer, get_embedded_server
 from ._state import AtlasState
 from .cache import SimilarityCache
-from .config import Settings, redact_dsn
+from .config import Settings, dsn_problem, redact_dsn
+from .errors import ConfigurationError
 from .indexes import Indexes
 from .migrations import ApplyResult, MigrationStatus, Migrator, RollbackResult
 from .repositories.code import CodeRepository
@@ -132,10 +141,23 @@ class Transaction(Scope):
 
 
 class Migrations:
-    """``atlas.migrations``: status, apply and rollback on the connected database."""
+    """``atlas.migrations``: status, apply and rollback on the connected database.
 
-    def __init__(self, dsn: str, settings: Settings, pool: Pool | None = None) -> None:
-        self._migrator = Migrator(dsn, settings=settings)
+    They run over the session DSN (``migration_dsn``, else the DSN): never a replica, and
+    never a transaction-mode pooler (the migration lock is a session advisory lock).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        settings: Settings,
+        pool: Pool | None = None,
+        *,
+        session_dsn: str | None = None,
+    ) -> None:
+        self._migrator = Migrator(session_dsn or dsn, settings=settings)
+        self._session_dsn = session_dsn
+        self._settings = settings
         self._pool = pool
 
     async def status(self) -> list[MigrationStatus]:
@@ -144,6 +166,7 @@ class Migrations:
 
     async def apply(self, *, to: int | None = None) -> ApplyResult:
         """Apply pending migrations; pooled connections drop their cached statements after."""
+        await check_session(self._session_dsn, self._settings)
         result = await self._migrator.apply(to=to)
         if result.applied:
             await self._expire()
@@ -151,6 +174,7 @@ class Migrations:
 
     async def rollback(self, *, to: int, allow_data_loss: bool = False) -> RollbackResult:
         """Revert every migration newer than *to*, newest first."""
+        await check_session(self._session_dsn, self._settings)
         result = await self._migrator.rollback(to=to, allow_data_loss=allow_data_loss)
         if result.reverted:
             await self._expire()
@@ -173,14 +197,29 @@ class Atlas(Scope):
         pool: Pool,
         server: EmbeddedServer | None,
         state: AtlasState,
+        router: Router | None = None,
+        session_dsn: str | None = None,
     ) -> None:
-        super().__init__(Executor(pool=pool, state=state))
+        super().__init__(Executor(pool=pool, state=state, router=router))
         self._dsn = dsn
         self.settings = settings
         self.pool = pool
         self.server = server
-        self.migrations = Migrations(dsn, settings, pool)
-        self.indexes = Indexes(self._executor, dsn, settings)
+        self._router = router
+        self.migrations = Migrations(dsn, settings, pool, session_dsn=session_dsn)
+        # index maintenance reads build progress and the catalog as the primary has them,
+        # and its own connections need a session (SET maintenance_work_mem, CONCURRENTLY)
+        self.indexes = Indexes(self._executor.on_primary(), session_dsn or dsn, settings)
+
+    @property
+    def replica_pools(self) -> list[Pool]:
+        """The pools of the read replicas (empty without replicas)."""
+        return [replica.pool for replica in self._router.replicas] if self._router else []
+
+    @property
+    def routing(self) -> RoutingStats:
+        """Where reads went since connecting (replica, primary, fallbacks, waits)."""
+        return self._router.stats if self._router is not None else RoutingStats()
 
     @property
     def dsn(self) -> str:
@@ -192,10 +231,11 @@ class Atlas(Scope):
 
         Connections that cannot close cleanly (a broken server) are terminated.
         """
-        try:
-            await asyncio.wait_for(self.pool.close(), _CLOSE_TIMEOUT)
-        except Exception:
-            self.pool.terminate()
+        for pool in [self.pool, *self.replica_pools]:
+            try:
+                await asyncio.wait_for(pool.close(), _CLOSE_TIMEOUT)
+            except Exception:
+                pool.terminate()
 
     async def __aenter__(self) -> Self:
         return self
@@ -246,13 +286,92 @@ async def resolve_dsn(dsn: str | None, settings: Settings) -> tuple[str, Embedde
     return await _ensure_database(server, settings), server
 
 
+async def check_session(session_dsn: str | None, settings: Settings) -> None:
+    """Refuse (ConfigurationError) to migrate without a session on the primary.
+
+    Migrations hold a session advisory lock across many statements: a transaction-mode
+    pooler would run them on different backends, and a standby refuses DDL. Checked on
+    one connection: a pooler in between shows as a cancel key that is not the backend's
+    pid (allowed when ``pooler="session"`` says the pooler keeps sessions).
+    """
+    if session_dsn is None:
+        raise ConfigurationError(
+            'migrations need a session, and pooler="transaction" says the DSN goes through '
+            "a transaction-mode pooler: give migration_dsn (CODEATLAS_MIGRATION_DSN), a DSN "
+            "straight to the primary, or connect with migrate=False"
+        )
+    connection = await open_connection(session_dsn, settings)
+    try:
+        pooled = settings.pooler != "session" and await behind_pooler(connection)
+        with translated(connection):
+            standby = await connection.fetchval("SELECT pg_is_in_recovery()")
+    finally:
+        await _close_quietly(connection)
+    where = redact_dsn(session_dsn)
+    if standby:
+        raise ConfigurationError(
+            f"migrations must run on the primary, and {where} is a read-only standby: "
+            "point migration_dsn (or the DSN) at the primary"
+        )
+    if pooled:
+        raise ConfigurationError(
+            f"migrations need a session, and {where} reaches the server through a pooler: "
+            "give migration_dsn (CODEATLAS_MIGRATION_DSN), a DSN straight to the primary; "
+            'if that pooler runs in session mode, say so with pooler="session"'
+        )
+
+
+def _checked_dsns(dsns: list[str], what: str) -> list[str]:
+    for position, item in enumerate(dsns, 1):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigurationError(f"{what} {position} is not a DSN")
+        problem = dsn_problem(item)
+        if problem is not None:
+            raise ConfigurationError(f"{what} {position}: {problem}")
+    return dsns
+
+
+async def _open_replicas(
+    dsns: list[str], settings: Settings, pool_options: dict[str, Any]
+) -> list[Replica]:
+    """Create one pool per replica; no connection opens yet (min_size 0), so a replica that
+    is down at connect time costs nothing: the router finds out on first use."""
+    replicas: list[Replica] = []
+    options = {**pool_options, "min_size": 0}
+    try:
+        for position, dsn in enumerate(dsns, 1):
+            host, port = endpoint_of(dsn)
+            pool = await create_pool(dsn, settings, **options)
+            replicas.append(Replica(f"{position} ({host}:{port})", pool))
+    except BaseException:
+        for replica in replicas:
+            replica.pool.terminate()
+        raise
+    return replicas
+
+
 async def _open(
-    dsn: str | None, migrate: bool, settings: Settings | None, pool_options: dict[str, Any]
+    dsn: str | None,
+    migrate: bool,
+    settings: Settings | None,
+    pool_options: dict[str, Any],
+    replicas: list[str] | None = None,
+    migration_dsn: str | None = None,
 ) -> Atlas:
     settings = settings or Settings()
     resolved, server = await resolve_dsn(dsn, settings)
+    session_dsn = migration_dsn or settings.migration_dsn_value()
+    if session_dsn is not None:
+        _checked_dsns([session_dsn], "migration_dsn")
+    elif settings.pooler != "transaction":
+        session_dsn = resolved
+    replica_dsns = _checked_dsns(
+        list(replicas) if replicas is not None else settings.replica_dsn_values(), "replica"
+    )
     if migrate:
-        await Migrator(resolved, settings=settings).apply()
+        await check_session(session_dsn, settings)
+        assert session_dsn is not None
+        await Migrator(session_dsn, settings=settings).apply()
     else:
         connection = await open_connection(resolved, settings)
         try:
@@ -263,15 +382,34 @@ async def _open(
     state = AtlasState(
         similarity_cache_ttl=settings.similarity_cache_ttl, endpoint=endpoint_of(resolved)
     )
+    router: Router | None = None
     try:
         version = await Executor(pool=pool, state=state).fetchval(
             "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
         )
+        if replica_dsns:
+            router = Router(
+                primary=pool,
+                replicas=await _open_replicas(replica_dsns, settings, pool_options),
+                consistency=settings.consistency,
+                max_lag=settings.max_replica_lag,
+                wait=settings.replica_wait,
+                retry_after=settings.replica_retry_after,
+                check_interval=settings.replica_check_interval,
+            )
     except BaseException:
         pool.terminate()
         raise
     state.pgvector_version = parse_version(str(version))
-    return Atlas(dsn=resolved, settings=settings, pool=pool, server=server, state=state)
+    return Atlas(
+        dsn=resolved,
+        settings=settings,
+        pool=pool,
+        server=server,
+        state=state,
+        router=router,
+        session_dsn=session_dsn,
+    )
 
 
 class _Connect:
@@ -283,8 +421,10 @@ class _Connect:
         migrate: bool,
         settings: Settings | None,
         pool_options: dict[str, Any],
+        replicas: list[str] | None = None,
+        migration_dsn: str | None = None,
     ) -> None:
-        self._args = (dsn, migrate, settings, pool_options)
+        self._args = (dsn, migrate, settings, pool_options, replicas, migration_dsn)
         self._atlas: Atlas | None = None
 
     def __await__(self) -> Generator[Any, None, Atlas]:
@@ -309,11 +449,27 @@ def connect(
     *,
     migrate: bool = True,
     settings: Settings | None = None,
+    replicas: list[str] | None = None,
+    migration_dsn: str | None = None,
     **pool_options: Any,
 ) -> _Connect:
     """Connect to *dsn* (else ``CODEATLAS_DSN``, else the embedded server) and migrate.
 
     Use ``async with codeatlas.connect() as atlas:`` or ``atlas = await codeatlas.connect()``
     followed by ``await atlas.close()``. *pool_options* go to ``asyncpg.create_pool``.
+    *replicas* (else ``CODEATLAS_REPLICA_DSNS``) are hot standbys that serve reads;
+    *migration_dsn* (else ``CODEATLAS_MIGRATION_DSN``, else *dsn*) is where migrations and
+    index builds run: a session on the primary (see docs/scaling.md).
     """
-    return _Connect(dsn, migrate, settings, pool_options)
+    if replicas is not None and (
+        isinstance(replicas, str) or not isinstance(replicas, list | tuple)
+    ):
+        raise ConfigurationError("replicas must be a list of DSNs")
+    return _Connect(
+        dsn,
+        migrate,
+        settings,
+        pool_options,
+        list(replicas) if replicas is not None else None,
+        migration_dsn,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import unquote
 
 import platformdirs
@@ -54,6 +54,31 @@ class Settings(BaseSettings):
     #: take far longer than any query should.
     migration_statement_timeout: float | None = Field(default=None, gt=0)
 
+    #: What ``dsn`` points at: ``"transaction"`` for a transaction-mode pooler (pgbouncer
+    #: ``pool_mode = transaction``): prepared statements are not cached
+    #: (``statement_cache_size`` 0) and migrations and index builds, which need a session,
+    #: run over ``migration_dsn`` only. ``"session"``: a session-mode pooler (migrations
+    #: may run through it). ``None``: a server; a pooler found in between (its cancel key
+    #: is not the backend's pid) is then refused for migrations.
+    pooler: Literal["transaction", "session"] | None = None
+    #: DSN of a session on the primary (direct, or a session-mode pooler) for migrations
+    #: and index builds; defaults to ``dsn``. Required when ``pooler`` is ``"transaction"``.
+    migration_dsn: SecretStr | None = None
+    #: Read replicas (hot standbys of the primary), comma-separated DSNs.
+    replica_dsns: SecretStr | None = None
+    #: ``"session"``: after this Atlas commits a write, its reads go to a replica only once
+    #: the replica has replayed that write. ``"eventual"``: any replica within
+    #: ``max_replica_lag`` serves reads, which may not show this Atlas's latest writes.
+    consistency: Literal["session", "eventual"] = "session"
+    #: Seconds a replica may lag behind the primary before it is taken out of rotation.
+    max_replica_lag: float = Field(default=5.0, gt=0)
+    #: Seconds a read waits for a replica to replay this Atlas's last write (then: primary).
+    replica_wait: float = Field(default=0.05, ge=0)
+    #: Seconds a replica stays out of rotation after it failed, lagged or was promoted.
+    replica_retry_after: float = Field(default=5.0, gt=0)
+    #: Seconds between two health checks (recovery state, replay position) of a replica.
+    replica_check_interval: float = Field(default=1.0, gt=0)
+
     @field_validator("pool_max_size")
     @classmethod
     def _max_not_below_min(cls, value: int, info: object) -> int:
@@ -65,6 +90,18 @@ class Settings(BaseSettings):
     def dsn_value(self) -> str | None:
         """Return the DSN in clear text, for the driver only (never log it)."""
         return self.dsn.get_secret_value() if self.dsn is not None else None
+
+    def migration_dsn_value(self) -> str | None:
+        """Return ``migration_dsn`` in clear text, for the driver only (never log it)."""
+        return self.migration_dsn.get_secret_value() if self.migration_dsn is not None else None
+
+    def replica_dsn_values(self) -> list[str]:
+        """Return the replica DSNs in clear text (``replica_dsns`` split on commas)."""
+        if self.replica_dsns is None:
+            return []
+        return [
+            part.strip() for part in self.replica_dsns.get_secret_value().split(",") if part.strip()
+        ]
 
 
 _URL_PREFIX: Final = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")

@@ -356,8 +356,10 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         sql, params, narrowed = self._prepare(
             where, min_similarity, include_embedding, batched=False, exact=exact, knob=probes
         )
-        async with self._executor.with_settings(self._knobs(probes, exact, k)) as tx:
-            matches = self._matches(await tx.fetch(sql, vector, k, *params))
+        settings = self._knobs(probes, exact, k)
+        # fetch_read: the knobs apply to this statement alone; a replica serves it if it can
+        records = await self._executor.fetch_read(sql, vector, k, *params, settings=settings)
+        matches = self._matches(records)
         if len(matches) < k and narrowed and not exact and not self._executor.state.iterative_scans:
             logger.warning(
                 "pgvector %s has no iterative scans: filtered search on %s returned %d of %d; "
@@ -404,8 +406,8 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         sql, params, _ = self._prepare(
             where, min_similarity, include_embedding, batched=True, exact=exact, knob=chosen_probes
         )
-        async with self._executor.with_settings(self._knobs(chosen_probes, exact, k)) as tx:
-            records = await tx.fetch(sql, vectors, k, *params)
+        settings = self._knobs(chosen_probes, exact, k)
+        records = await self._executor.fetch_read(sql, vectors, k, *params, settings=settings)
         grouped: builtins.list[builtins.list[Any]] = [[] for _ in embeddings]
         for record in records:
             grouped[record["_ordinal"] - 1].append(record)
