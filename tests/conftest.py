@@ -1,3 +1,3 @@
 """Test configuration: fixtures live in tests/fixtures/ and are loaded as plugins."""
 
-pytest_plugins = ["fixtures.server", "fixtures.pgbouncer"]
+pytest_plugins = ["fixtures.server", "fixtures.pgbouncer", "fixtures.replication"]
