@@ -132,8 +132,14 @@ class Router:
         self.lsn_unknown = False
 
     def take_out(self, replica: Replica, why: str) -> None:
-        """Take *replica* out of rotation for ``retry_after`` seconds, with a log line."""
-        replica.out_until = time.monotonic() + self.retry_after
+        """Take *replica* out of rotation for ``retry_after`` seconds, with a log line.
+
+        Reads that were running there when it failed report it too: only the first counts.
+        """
+        now = time.monotonic()
+        if replica.out_until > now:
+            return
+        replica.out_until = now + self.retry_after
         replica.checked_at = -math.inf  # checked again before its next read
         self.stats.removals += 1
         logger.warning(
