@@ -28,7 +28,7 @@ from codeatlas.models import (
 )
 from codeatlas.repositories.code import CodeLocationsRepository
 from codeatlas.search import Match
-from codeatlas.text_search import TextSearchableRepository
+from codeatlas.text_search import TEXT_MATCH_BUDGET, TextSearchableRepository
 
 DIM = 768
 
@@ -535,3 +535,32 @@ async def test_plans_use_the_gin_and_the_ivfflat_index(atlas: codeatlas.Atlas) -
     matches = await atlas.code.locations.search_hybrid("parse_args", vectors[7], 10, probes=1)
     assert matches[0].vector_rank == 1 and matches[0].item.line_start == 7
     assert {m.item.symbol_name for m in matches if m.text_rank is not None} == {"parse_args"}
+
+
+async def test_common_terms_give_way_to_rare_ones_once_the_table_is_analyzed(
+    atlas: codeatlas.Atlas,
+) -> None:
+    rows = TEXT_MATCH_BUDGET + 150
+    await atlas.code.locations.insert_many(
+        [
+            CodeLocationCreate(
+                project="p",
+                file_path="m.py",
+                line_start=i,
+                line_end=i,
+                symbol_type="function",
+                symbol_name=f"zebra_{i}" if i % 100 == 0 else f"fn_{i}",
+                documentation="A helper.",
+            )
+            for i in range(rows)
+        ]
+    )
+    repo = atlas.code.locations
+    # no statistics yet: every term counts, so the common one matches every row
+    assert len(await repo.search_text("helper zebra", 1000)) == rows
+    await atlas.executor.execute("ANALYZE code_locations")
+    # "helper" is in every row (over the budget), "zebra" in 4: only the rare term is kept
+    found = await repo.search_text("helper zebra", 1000)
+    assert sorted(m.item.line_start for m in found) == [0, 100, 200, 300]
+    # a query of common terms alone keeps its rarest term
+    assert len(await repo.search_text("helper", 1000)) == rows

@@ -20,6 +20,8 @@ Both halves apply the same allow-listed *where*. A row missing from one ranking 
 nothing from it: RRF needs no score calibration between cosine and ``ts_rank_cd``, only
 ranks. The query text is turned into an OR of its code-aware lexemes (see the migration):
 a question matches the rows holding any of its words, those holding more of them first.
+Once ANALYZE has sampled the column, lexemes too common to tell rows apart give way to
+rarer ones (TEXT_MATCH_BUDGET), which bounds the rows the lexical half ranks.
 Without usable text (None, or no letter or digit) the search degrades to the vector
 ranking, without an embedding to the lexical one; text of only stop words matches nothing,
 so the result is the vector ranking alone.
@@ -141,28 +143,40 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
         """Return the CTEs of the lexical ranking: the tsquery once, its top *limit* rows.
 
         The query's lexemes are weighed by the share of rows holding each, as ANALYZE
-        sampled it (``pg_stats.most_common_elems``; a lexeme not listed is rare: 0), and
-        kept rarest first within TEXT_MATCH_BUDGET estimated rows.
+        sampled it (``pg_stats.most_common_elems``; a lexeme not listed is rarer than the
+        rarest listed: half its share, as PostgreSQL's own estimate takes it), and kept
+        rarest first within TEXT_MATCH_BUDGET estimated rows.
         """
         pk, tsv, table = self.primary_key, self.text_column, self.table
         where = " AND ".join([f"t.{tsv} @@ query.tsq", *filters])
+        # most_common_elem_freqs holds one share per element, then the least and the
+        # greatest of them and the null share
+        lexeme_stats = (
+            "lexeme_stats AS ("
+            "SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS shares "
+            f"FROM pg_stats s WHERE s.schemaname = current_schema() AND s.tablename = '{table}' "
+            f"AND s.attname = '{tsv}')"
+        )
         common = (
-            "SELECT e.elem, e.share FROM pg_stats s, "
-            "unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) "
-            "AS e (elem, share) "
-            f"WHERE s.schemaname = current_schema() AND s.tablename = '{table}' "
-            f"AND s.attname = '{tsv}'"
+            "SELECT e.elem, e.share FROM lexeme_stats st, unnest(st.elems, st.shares) "
+            "AS e (elem, share)"
+        )
+        rare = (
+            "(SELECT coalesce((SELECT st.shares[array_length(st.elems, 1) + 1] / 2 "
+            "FROM lexeme_stats st), 0) AS share)"
         )
         lexemes = (
             "SELECT w.lexeme, "
             "sum(w.share) OVER (ORDER BY w.share, w.lexeme ROWS UNBOUNDED PRECEDING) AS upto, "
             "row_number() OVER (ORDER BY w.share, w.lexeme) AS position "
-            "FROM (SELECT v.lexeme, coalesce(c.share, 0) AS share "
+            "FROM (SELECT v.lexeme, coalesce(c.share, r.share) AS share "
             f"FROM unnest(tsvector_to_array(codeatlas_code_tsvector('{TEXT_SEARCH_CONFIG}', "
-            f"{text}))) AS v (lexeme) LEFT JOIN ({common}) AS c ON c.elem = v.lexeme) AS w"
+            f"{text}))) AS v (lexeme) LEFT JOIN ({common}) AS c ON c.elem = v.lexeme "
+            f"CROSS JOIN {rare} AS r) AS w"
         )
         rows = f"(SELECT greatest(reltuples, 1) FROM pg_class WHERE oid = '{table}'::regclass)"
         return (
+            f"{lexeme_stats}, "
             "query AS MATERIALIZED ("
             "SELECT codeatlas_or_tsquery(array_agg(l.lexeme)) AS tsq "
             f"FROM ({lexemes}) AS l "
