@@ -70,9 +70,9 @@ async def demo(args: argparse.Namespace) -> int:
     exclude = tuple(DEFAULT_EXCLUDE_DIRS)
     if args.path is None and not args.include_tests:
         exclude += STDLIB_TEST_DIRS
+    out.print(f"codeatlas demo: indexing {root}", markup=False, overflow="fold")
     # the first command a new user runs: migrate like connect() does by default
     async with connect(target.dsn, settings=target.settings) as atlas:
-        out.print(f"codeatlas demo: indexing {root}", markup=False, overflow="fold")
         with progress_view(out) as on_progress:
             indexer = Indexer(
                 atlas, workers=args.workers, exclude_dirs=exclude, on_progress=on_progress

@@ -77,7 +77,15 @@ async def parse(
             if i % 16 == 15:
                 await asyncio.sleep(0)  # let the loop breathe (progress, cancellation)
     else:
-        await _in_processes(list(files), module_prefix, workers, record)
+        try:
+            await _in_processes(list(files), module_prefix, workers, record)
+        except OSError:
+            # no worker processes to be had (process or memory limits): parse what is left
+            # here rather than fail the run
+            for f in files:
+                if f.path not in results:
+                    record([analyse_one(f, module_prefix)])
+                    await asyncio.sleep(0)
     analyses = tuple(r for f in files if isinstance(r := results[f.path], FileAnalysis))
     skipped = tuple(r for f in files if isinstance(r := results[f.path], SkippedFile))
     return Parsed(analyses, skipped)

@@ -145,15 +145,18 @@ class _Run:
         atlas, cid, ix = self.atlas, self.codebase_id, self.indexer
         with self.stage("scan"):
             self.emit("scan", 0, None)
-            found = await asyncio.to_thread(
-                scan,
-                self.root,
-                include=ix.include,
-                exclude_dirs=ix.exclude_dirs,
-                max_file_size=ix.max_file_size,
-                follow_symlinks=ix.follow_symlinks,
-            )
-            prefix = await asyncio.to_thread(package_prefix, self.root)
+            try:
+                found = await asyncio.to_thread(
+                    scan,
+                    self.root,
+                    include=ix.include,
+                    exclude_dirs=ix.exclude_dirs,
+                    max_file_size=ix.max_file_size,
+                    follow_symlinks=ix.follow_symlinks,
+                )
+                prefix = await asyncio.to_thread(package_prefix, self.root)
+            except OSError as exc:  # the root itself vanished or became unreadable
+                raise InvalidInputError(f"cannot scan {self.root}: {exc.strerror or exc}") from exc
             self.emit("scan", len(found.files), len(found.files))
         languages = Counter(detect_language(f.path) or "unknown" for f in found.files)
         await atlas.codebases.register(
