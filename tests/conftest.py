@@ -1,3 +1,8 @@
 """Test configuration: fixtures live in tests/fixtures/ and are loaded as plugins."""
 
-pytest_plugins = ["fixtures.server", "fixtures.pgbouncer", "fixtures.replication"]
+pytest_plugins = [
+    "fixtures.server",
+    "fixtures.pgbouncer",
+    "fixtures.replication",
+    "fixtures.telemetry",
+]

@@ -29,6 +29,7 @@ HEAVY: Final = (
     "codeatlas.embedding",
     "codeatlas.embedders",
     "codeatlas.cli",
+    "opentelemetry",  # imported by the first connect(), and only when installed
 )
 
 

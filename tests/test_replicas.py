@@ -21,6 +21,7 @@ from codeatlas._routing import parse_lsn
 from codeatlas.errors import ConfigurationError, ReadOnlyServerError
 from codeatlas.models import VectorSearchCreate
 from fixtures.replication import DATABASE, Replicated
+from fixtures.telemetry import Telemetry
 
 Vectors = npt.NDArray[np.float32]
 
@@ -124,6 +125,21 @@ async def test_reads_and_searches_are_served_by_the_standby(
     assert await atlas.vector_search.exists({"codebase_id": "route"})
     assert atlas.routing.replica_reads == before + 8
     assert atlas.routing.fallbacks == 0
+
+
+async def test_spans_say_which_pool_served_the_search(
+    atlas: codeatlas.Atlas, telemetry: Telemetry
+) -> None:
+    vectors = unit_rows(20, 1536, seed=9)
+    await atlas.vector_search.insert_many([chunk("spans", i, v) for i, v in enumerate(vectors)])
+    await atlas.vector_search.search_similar(vectors[0], 3, where={"codebase_id": "spans"})
+    async with atlas.transaction() as tx:
+        await tx.vector_search.search_similar(vectors[0], 3)
+    pools = [
+        span.attributes["codeatlas.pool"]
+        for span in telemetry.finished("search_similar vector_search")
+    ]
+    assert pools == ["replica", "primary"]
 
 
 async def test_writes_and_cache_fills_go_to_the_primary(atlas: codeatlas.Atlas) -> None:

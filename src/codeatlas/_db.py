@@ -52,6 +52,7 @@ import asyncpg
 from asyncpg import Record
 from asyncpg.pool import Pool
 
+from . import _spans as telemetry
 from ._routing import CURRENT_LSN, Replica, Router
 from ._state import AtlasState
 from .errors import (
@@ -293,6 +294,8 @@ class Executor:
     async def _pooled(self, pool: Pool | None = None) -> AsyncIterator[Any]:
         pool = pool or self._pool
         assert pool is not None
+        if telemetry.ENABLED:
+            telemetry.note("codeatlas.pool", "primary" if pool is self._pool else "replica")
         connection, pid = await self._checked_out(pool)
         try:
             yield connection
@@ -346,6 +349,8 @@ class Executor:
     ) -> T:
         """Run *call* on a connection; see the module docstring for what a failure raises."""
         if self._connection is not None:
+            if telemetry.ENABLED:
+                telemetry.note("codeatlas.pool", "primary")  # transactions run there alone
             try:
                 return await call(self._connection)
             except Exception as exc:
@@ -605,6 +610,8 @@ class Executor:
         """
         settings = settings or {}
         assignments = _assignments(settings)
+        if telemetry.ENABLED:
+            telemetry.note_settings(settings)
         if self._connection is None and self._replica_reads and _is_read(query):
             begin = "BEGIN" + assignments if settings else None
             served, result = await self._on_replica(

@@ -40,6 +40,8 @@ class AtlasState:
     semantic_cache_stats: CacheStats = field(default_factory=CacheStats)
     #: (host, port) the pool connects to, for error messages (never the DSN itself).
     endpoint: tuple[str, str] = ("the server", "")
+    #: name of the database the Atlas is connected to (telemetry's db.namespace).
+    database: str = ""
     #: seconds a pooled connection may sit idle before it is pinged ahead of its next use.
     pre_ping_after: float = 10.0
     #: seconds a ping may take before the connection is given up for another.

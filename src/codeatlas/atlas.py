@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Final, Self
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 from asyncpg.pool import Pool
 
+from . import telemetry
 from ._db import Executor, translated
 from ._pool import (
     behind_pooler,
@@ -321,6 +324,21 @@ async def check_session(session_dsn: str | None, settings: Settings) -> None:
         )
 
 
+_DBNAME: Final = re.compile(r"\bdbname\s*=\s*('[^']*'|\S+)")
+
+
+def database_of(dsn: str) -> str:
+    """Return the database name *dsn* names ("" when it names none: the user's default)."""
+    try:
+        if "://" in dsn:
+            path = urlsplit(dsn).path.lstrip("/")
+            return unquote(path.split("/", 1)[0])
+        match = _DBNAME.search(dsn)
+        return match.group(1).strip("'") if match else ""
+    except ValueError:
+        return ""
+
+
 def _checked_dsns(dsns: list[str], what: str) -> list[str]:
     for position, item in enumerate(dsns, 1):
         if not isinstance(item, str) or not item.strip():
@@ -359,6 +377,7 @@ async def _open(
     migration_dsn: str | None = None,
 ) -> Atlas:
     settings = settings or Settings()
+    telemetry.instrument()  # looks for OpenTelemetry once; without it, nothing changes
     resolved, server = await resolve_dsn(dsn, settings)
     session_dsn = migration_dsn or settings.migration_dsn_value()
     if session_dsn is not None:
@@ -380,7 +399,9 @@ async def _open(
             await _close_quietly(connection)
     pool = await create_pool(resolved, settings, **pool_options)
     state = AtlasState(
-        similarity_cache_ttl=settings.similarity_cache_ttl, endpoint=endpoint_of(resolved)
+        similarity_cache_ttl=settings.similarity_cache_ttl,
+        endpoint=endpoint_of(resolved),
+        database=database_of(resolved),
     )
     router: Router | None = None
     try:

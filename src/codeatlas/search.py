@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Final, Generic
 import numpy as np
 import numpy.typing as npt
 
+from . import _spans as telemetry
 from ._db import Executor
 from ._pool import PackedVector
 from .cache import CachedHit, SimilarityCache
@@ -318,7 +319,11 @@ class SearchableRepository(Repository[RowT, CreateT, UpdateT]):
         if hits is not None:
             matches = await self._cached_matches(hits, include_embedding)
             if matches is not None:
+                if telemetry.ENABLED:
+                    telemetry.note("codeatlas.cache.hit", True)
                 return matches
+        if telemetry.ENABLED:
+            telemetry.note("codeatlas.cache.hit", False)
         matches = await self._search(
             vector, k, where, min_similarity, probes, exact, include_embedding
         )
