@@ -111,13 +111,12 @@ async def _in_processes(
                 record(await future)
             except BrokenProcessPool:
                 break
-    done_paths: set[str] = set()
     for future, batch in futures.items():
         if future.done() and not future.cancelled() and future.exception() is None:
-            done_paths.update(f.path for f in batch)
+            record(future.result())  # finished before the break, perhaps not recorded yet
         else:
             future.cancel()
-            suspects.extend(f for f in batch if f.path not in done_paths)
+            suspects.extend(batch)
     # A worker died: retry its files one per task in fresh pools, so only a file that kills
     # a worker again is skipped.
     for source in suspects:
