@@ -359,6 +359,14 @@ async def test_fused_scores_are_reciprocal_rank_fusion_of_both_rankings(
         assert match.score == pytest.approx(expected[match.item.id], rel=1e-12)
     scores = [m.score for m in matches]
     assert scores == sorted(scores, reverse=True)
+    # each rank follows its own score: best ts_rank_cd first, nearest vector first
+    by_text_rank = sorted((m for m in matches if m.text_rank), key=lambda m: m.text_rank or 0)
+    text_scores = [m.text_score for m in by_text_rank]
+    assert len(text_scores) >= 3 and text_scores == sorted(text_scores, reverse=True)
+    assert text_scores[0] > text_scores[-1]
+    by_vector_rank = sorted((m for m in matches if m.vector_rank), key=lambda m: m.vector_rank or 0)
+    cosines = [m.vector_similarity for m in by_vector_rank]
+    assert cosines == sorted(cosines, reverse=True) and cosines[0] == pytest.approx(0.99, abs=1e-6)
     # rows only the lexical half found still carry their cosine
     assert all(m.vector_similarity is not None for m in matches)
 

@@ -69,8 +69,8 @@ _RANK_NORMALIZATION: Final = 1
 
 
 def default_candidates(k: int) -> int:
-    """Return how many rows each ranking contributes to the fusion by default (4k, >= 40)."""
-    return min(MAX_K, max(4 * k, 40))
+    """Return how many rows each ranking contributes to the fusion by default (2k, >= 20)."""
+    return min(MAX_K, max(2 * k, 20))
 
 
 class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
@@ -317,7 +317,7 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
     ) -> builtins.list[Match[RowT]]:
         """Return the *k* best rows by Reciprocal Rank Fusion of the vector and lexical ranks.
 
-        Each ranking contributes its top *candidates* (default: 4k, at least 40; fewer than
+        Each ranking contributes its top *candidates* (default: 2k, at least 20; fewer than
         k can return fewer than k rows); a row
         scores ``weights[0] / (rrf_k + vector rank) + weights[1] / (rrf_k + text rank)``,
         a term counting 0 where the row is not among that ranking's candidates. The vector
