@@ -24,6 +24,7 @@ __all__ = [
     "make_mixture",
     "near_duplicates",
     "normalise",
+    "other_queries",
 ]
 
 Vectors = npt.NDArray[np.float32]
@@ -170,3 +171,31 @@ def make_dataset(dimensions: int, rows: int, queries: int, *, seed: int, k: int 
     base = mixture.sample(rows, rng)
     held_out = mixture.sample(queries, rng)
     return Dataset(base, held_out, exact_top_k(base, held_out, k))
+
+
+def other_queries(
+    dataset: Dataset, *, seed: int, tune: int, shifted: int, shift: float = 0.6, k: int = 10
+) -> tuple[Vectors, Dataset]:
+    """Return fresh draws of *dataset*'s mixture (for tuning) and a second query set.
+
+    The second set is drawn around the mixture's cluster centres moved by noise of norm
+    *shift* (then re-normalised): questions not shaped like the stored documents, which a
+    recall measured on the documents' own distribution can misjudge. It comes with its
+    exact top-*k* over ``dataset.base``. The mixture is rebuilt from *seed* exactly as
+    ``make_dataset`` built it.
+    """
+    dimensions = dataset.dimensions
+    rng = np.random.default_rng([seed, dimensions])
+    mixture = make_mixture(
+        dimensions, _CLUSTERS, rng, rank=_RANK, spread=_SPREAD, isotropic=_ISOTROPIC
+    )
+    other = np.random.default_rng([seed, dimensions, 2])
+    tuning = mixture.sample(tune, other)
+    moved = mixture.centres + normalise(
+        other.standard_normal(mixture.centres.shape, dtype=np.float32)
+    ) * np.float32(shift)
+    displaced = Mixture(
+        normalise(moved), mixture.spreads, mixture.weights, mixture.basis, mixture.isotropic
+    )
+    queries = displaced.sample(shifted, other)
+    return tuning, Dataset(dataset.base, queries, exact_top_k(dataset.base, queries, k))

@@ -19,6 +19,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from rich.console import Console
 from rich.table import Table
 
+from . import report_speed
+
 __all__ = ["key_figures", "print_summary", "render"]
 
 IMPLEMENTATIONS: Final = ("codeatlas", "asyncpg", "psycopg")
@@ -398,7 +400,9 @@ def _ingest_section(results: dict[str, Any], figures: dict[str, Any]) -> str:
 def _cache_section(results: dict[str, Any]) -> str:
     out = []
     semantic = results["caches"].get("semantic")
-    if semantic:
+    if semantic and report_speed.cache_reading(results):
+        out += [report_speed.semantic_section(results)]
+    elif semantic:
         rows = [
             (
                 name,
@@ -521,8 +525,9 @@ def _reading(results: dict[str, Any], figures: dict[str, Any]) -> str:
             f"row-at-a-time inside one transaction and {speed['vs_executemany']:.1f}x "
             "executemany."
         )
+    notes += report_speed.speed_reading(results)
     semantic = results["caches"].get("semantic")
-    if semantic:
+    if semantic and not report_speed.cache_reading(results):
         notes.append(
             f"* **Semantic cache.** A lookup at {semantic['entries']:,} entries takes "
             f"{semantic['lookup_miss']['p50_ms']:.2f} ms p50 when it misses and "
@@ -588,6 +593,7 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         path = images / "latency_c1.png"
         _latency(results, path)
         written.append(path)
+    written += report_speed.strategies_plots(results, images)
     figures = key_figures(results)
     profile = results["profile"]
     sections = [
@@ -621,9 +627,13 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         "startup parameters (so they survive the pool's `RESET ALL`). `psycopg`: the same "
         "SELECT on psycopg 3 in autocommit with `pgvector.psycopg`, the vector bound in "
         "binary, statements prepared on first use, a queue of connections as the pool (no "
-        "reset query on release, unlike asyncpg's pool). One pool of 32 connections each; "
+        "reset query on release, unlike asyncpg's pool). One pool of "
+        + str(max(_concurrencies(next(iter(results["search"].values()))["sweep"])))
+        + " connections each; "
         "all three return the same rows.",
-        "* **Method.** For each probes value and concurrency (1, 8, 32 workers), "
+        "* **Method.** For each probes value and concurrency ("
+        + ", ".join(str(c) for c in _concurrencies(next(iter(results["search"].values()))["sweep"]))
+        + " workers), "
         f"{profile['rounds']} rounds; in every round each implementation runs the same block "
         "of queries and the order rotates between rounds, so background noise is shared. "
         "Latency is measured per search in the client (it includes the client's Python "
@@ -638,15 +648,24 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         ),
         "![p50 and p99 latency against probes, one client](img/latency_c1.png)",
         "",
+        "## Index strategies",
+        "",
+        report_speed.strategies_section(results),
         "## Where codeatlas' per-search overhead goes",
         "",
         _breakdown_section(results),
         "## Ingest",
         "",
         _ingest_section(results, figures),
+        "### Bulk loads",
+        "",
+        report_speed.bulk_section(results),
         "## Caches",
         "",
         _cache_section(results),
+        "## Embedded server settings",
+        "",
+        report_speed.settings_section(results),
     ]
     path = out / "benchmarks.md"
     path.write_text("\n".join(sections).rstrip() + "\n")

@@ -1,4 +1,5 @@
-"""Orchestration: server, data, ingest, load, rebuild, tune, sweep, caches, report."""
+"""Orchestration: server, data, ingest, load, bulk load, rebuild, tune, sweep, strategies,
+caches, server settings, report."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -25,8 +26,9 @@ import codeatlas
 from codeatlas.config import Settings
 from codeatlas.search import recommended_lists
 
-from . import caches, ingest, report
-from .data import Dataset, make_dataset
+from . import caches, ingest, report, strategies
+from .data import Dataset, make_dataset, other_queries
+from .measure import summarise
 from .search import SweepPlan, breakdown, sweep, uses_index
 from .tables import TABLES, TableSpec
 
@@ -36,10 +38,18 @@ console = Console(stderr=True)
 
 #: Probes swept (those below the index's lists, then lists itself, plus the tuned value).
 SWEEP_PROBES: Final = (1, 2, 4, 8, 16, 32)
-CONCURRENCIES: Final = (1, 8, 32)
-#: Server settings for the throwaway embedded server: the 1536-d set (vectors and index,
-#: ~1.3 GB) should be served from shared buffers, and three pools of 32 need connections.
-EMBEDDED_SETTINGS: Final = {"shared_buffers": "2GB", "max_connections": "200"}
+#: 1 and 8 clients (32 on a 2-CPU machine only queued: QPS levelled off from 8 on).
+CONCURRENCIES: Final = (1, 8)
+#: Server settings for the throwaway embedded server beyond the ones codeatlas sizes for
+#: the machine itself (shared_buffers, ...): three pools of 32 need connections.
+EMBEDDED_SETTINGS: Final = {"max_connections": "200"}
+#: PostgreSQL's defaults of the settings codeatlas sizes, for the comparison.
+POSTGRES_DEFAULTS: Final = {
+    "shared_buffers": "128MB",
+    "effective_cache_size": "4GB",
+    "maintenance_work_mem": "64MB",
+    "max_parallel_maintenance_workers": "2",
+}
 _LOAD_CHUNK: Final = 10_000
 DEFAULT_SEED: Final = 20250101
 
@@ -60,6 +70,11 @@ class Profile:
     cache_entries: int
     cache_lookups: int
     similarity_queries: int
+    #: queries per strategy sweep point (each of: held-out c=1, c=8, shifted c=1)
+    strategy_queries: int
+    tune_queries: int
+    cache_entries_large: int
+    settings_queries: int
 
 
 PROFILES: Final = {
@@ -73,9 +88,13 @@ PROFILES: Final = {
         breakdown_block=30,
         ingest_rows=500,
         ingest_rounds=1,
-        cache_entries=5_000,
+        cache_entries=2_000,
         cache_lookups=50,
         similarity_queries=30,
+        strategy_queries=100,
+        tune_queries=200,
+        cache_entries_large=10_000,
+        settings_queries=50,
     ),
     "full": Profile(
         name="full",
@@ -88,8 +107,12 @@ PROFILES: Final = {
         ingest_rows=5_000,
         ingest_rounds=2,
         cache_entries=10_000,
-        cache_lookups=300,
+        cache_lookups=200,
         similarity_queries=200,
+        strategy_queries=150,
+        tune_queries=200,
+        cache_entries_large=100_000,
+        settings_queries=100,
     ),
 }
 
@@ -159,7 +182,8 @@ async def _dataset(
     seed: int,
     steps: Steps,
     results: dict[str, Any],
-) -> None:
+) -> Any:
+    """Run every per-table benchmark of *spec*; return held-out queries for later phases."""
     dim = spec.dimensions
     with steps.phase(f"{dim}d: generate data and exact top-10", 1) as advance:
         data = make_dataset(dim, profile.rows, profile.queries, seed=seed)
@@ -172,13 +196,26 @@ async def _dataset(
             rounds=profile.ingest_rounds,
             advance=advance,
         )
+    started = time.perf_counter()
     load_rate = await _load(atlas, spec, data, steps)
+    load_s = time.perf_counter() - started
     lists = recommended_lists(profile.rows)
     with steps.phase(f"{dim}d: rebuild (lists={lists}) and tune", 2) as advance:
         await atlas.executor.execute(f"ANALYZE {spec.table}")
         rebuilt = (await atlas.indexes.rebuild(spec.table, lists=lists, concurrently=False))[0]
         await atlas.executor.execute(f"ANALYZE {spec.table}")
         advance()
+        if dim == 768:
+            results["bulk_load"] = {
+                "table": spec.table,
+                "rows": len(data.base),
+                "index_in_place": {
+                    "load_s": load_s,
+                    "build_s": rebuilt.seconds,
+                    "total_s": load_s + rebuilt.seconds,
+                },
+                "bulk_load": await _bulk_load(atlas, spec, data),
+            }
         tuned = (await atlas.indexes.tune(spec.table, target_recall=0.95))[0]
         advance()
     _check_same_sql(spec, atlas)
@@ -199,6 +236,21 @@ async def _dataset(
         for probes in breakdown_probes:
             parts.append(await breakdown(atlas, dsn, spec, data, probes, plan))
             advance()
+    index_used = await uses_index(atlas, spec, data, tuned.probes)
+    tuning, shifted = other_queries(
+        data, seed=seed, tune=profile.tune_queries, shifted=profile.strategy_queries
+    )
+    with steps.phase(f"{dim}d: strategies", len(strategies.STRATEGIES)) as advance:
+        results["strategies"][str(dim)] = await strategies.benchmark(
+            atlas,
+            spec,
+            data,
+            tuning,
+            shifted,
+            row_of,
+            queries=profile.strategy_queries,
+            advance=advance,
+        )
     results["search"][str(dim)] = {
         "table": spec.table,
         "rows": profile.rows,
@@ -206,7 +258,7 @@ async def _dataset(
         "load_rows_per_s": load_rate,
         "lists": rebuilt.lists,
         "rebuild_s": rebuilt.seconds,
-        "uses_index": await uses_index(atlas, spec, data, tuned.probes),
+        "uses_index": index_used,
         "tune": {
             "probes": tuned.probes,
             "recall_on_its_sample": tuned.recall,
@@ -221,6 +273,65 @@ async def _dataset(
             results["caches"]["similarity"] = await caches.similarity_cache(
                 atlas, spec, data.queries[: profile.similarity_queries], advance=advance
             )
+    return data.queries[-profile.settings_queries :]
+
+
+async def _bulk_load(atlas: codeatlas.Atlas, spec: TableSpec, data: Dataset) -> dict[str, float]:
+    """Reload the same rows through ``atlas.indexes.bulk_load``; return its timings."""
+    repository = spec.repository(atlas)
+    await atlas.executor.execute(f"TRUNCATE {spec.table} RESTART IDENTITY CASCADE")
+    started = time.perf_counter()
+    async with atlas.indexes.bulk_load(spec.table) as load:
+        for start in range(0, len(data.base), _LOAD_CHUNK):
+            stop = min(start + _LOAD_CHUNK, len(data.base))
+            await repository.insert_many(
+                [spec.make_row(n, data.base[n]) for n in range(start, stop)]
+            )
+        loaded = time.perf_counter() - started
+    total = time.perf_counter() - started
+    return {"load_s": loaded, "build_s": load.results[0].seconds, "total_s": total}
+
+
+async def _settings_effect(
+    atlas: codeatlas.Atlas, sets: dict[int, Any], profile: Profile, steps: Steps
+) -> dict[str, Any]:
+    """Search p50 on the loaded tables with the sized settings, then PostgreSQL's defaults.
+
+    *sets* holds held-out queries per dimension. Each table keeps the last strategy the
+    strategies benchmark built (HNSW) with its tuned knob; an exact search is measured too.
+    """
+    assert atlas.server is not None
+
+    async def measure(connected: codeatlas.Atlas) -> dict[str, Any]:
+        figures: dict[str, Any] = {"settings": {}}
+        for name in (*POSTGRES_DEFAULTS, "work_mem"):
+            figures["settings"][name] = await connected.executor.fetchval(f"SHOW {name}")
+        for dim, queries in sets.items():
+            repository = TABLES[dim].repository(connected)
+            for label, exact in (("index", False), ("exact", True)):
+                for query in queries[:5]:  # warm
+                    await repository.search_similar(query, 10, exact=exact)
+                times = []
+                for query in queries:
+                    started = time.perf_counter()
+                    await repository.search_similar(query, 10, exact=exact)
+                    times.append(time.perf_counter() - started)
+                figures[f"{dim}_{label}"] = summarise(times)
+        return figures
+
+    with steps.phase("server settings: sized vs PostgreSQL defaults", 2) as advance:
+        sized = await measure(atlas)
+        advance()
+        for name, value in POSTGRES_DEFAULTS.items():
+            await atlas.executor.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        dsn = atlas.server.dsn("codeatlas")
+        atlas.server.restart()
+        async with codeatlas.connect(dsn, migrate=False) as fresh:
+            defaults = await measure(fresh)
+            for name in POSTGRES_DEFAULTS:
+                await fresh.executor.execute(f"ALTER SYSTEM RESET {name}")
+        advance()
+    return {"sized": sized, "defaults": defaults, "queries": profile.settings_queries}
 
 
 def _host() -> tuple[str, float | None]:
@@ -314,6 +425,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     profile = PROFILES["full" if args.full else "small"]
     # rebuilt from the options, so that a DSN (and its password) never lands in the report
     command = ["python -m benchmarks", f"--{profile.name}"]
+    if args.rows is not None:
+        # a reduced (or larger) scale of the profile: rows per table and cache entries
+        profile = replace(
+            profile,
+            name=f"{profile.name}, {args.rows:,} rows",
+            rows=args.rows,
+            cache_entries_large=args.rows,
+        )
+        command.append(f"--rows {args.rows}")
     if args.dsn is not None:
         command.append("--dsn <DSN>" + (" --truncate" if args.truncate else ""))
     if args.seed != DEFAULT_SEED:
@@ -324,6 +444,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "ingest": {},
         "search": {},
+        "strategies": {},
         "caches": {},
     }
     started = time.perf_counter()
@@ -344,20 +465,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.dsn is not None and not args.truncate:
                 await _refuse_non_empty(atlas)
             results["machine"] = await _machine(atlas, embedded=args.dsn is None)
+            held_out = {}
             for dim in sorted(TABLES):
-                await _dataset(atlas, dsn, TABLES[dim], profile, args.seed, steps, results)
-            with steps.phase("semantic cache", 3) as advance:
-                cache_data = make_dataset(
-                    768, profile.cache_entries, profile.cache_lookups, seed=args.seed + 1, k=1
+                held_out[dim] = await _dataset(
+                    atlas, dsn, TABLES[dim], profile, args.seed, steps, results
                 )
-                results["caches"]["semantic"] = await caches.semantic_cache(
-                    atlas,
-                    cache_data.base,
-                    cache_data.queries,
-                    lookups=profile.cache_lookups,
-                    seed=args.seed,
-                    advance=advance,
-                )
+            results["caches"]["semantic"] = {}
+            for entries in (profile.cache_entries, profile.cache_entries_large):
+                with steps.phase(f"semantic cache, {entries:,} entries", 3) as advance:
+                    cache_data = make_dataset(
+                        768, entries, profile.cache_lookups, seed=args.seed + 1, k=1
+                    )
+                    results["caches"]["semantic"][str(entries)] = await caches.semantic_cache(
+                        atlas,
+                        dsn,
+                        cache_data.base,
+                        cache_data.queries,
+                        lookups=profile.cache_lookups,
+                        seed=args.seed,
+                        advance=advance,
+                    )
+            if args.dsn is None:
+                results["server_settings"] = await _settings_effect(atlas, held_out, profile, steps)
         finally:
             await connected.__aexit__(None, None, None)
     results["duration_s"] = time.perf_counter() - started
@@ -383,6 +512,9 @@ def _parser() -> argparse.ArgumentParser:
         help="with --dsn: allow emptying vector_search, rag_documents and semantic_cache",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data seed")
+    parser.add_argument(
+        "--rows", type=int, help="rows per table (and cache entries) instead of the profile's"
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("docs"), help="where benchmarks.md/.json and img/ go"
     )

@@ -189,8 +189,13 @@ async def test_search_sends_its_strategys_knobs_and_leaks_none(
 
 
 async def test_semantic_cache_lookup_plan_is_an_index_scan_hit_or_miss(
-    atlas: codeatlas.Atlas,
+    migrated_dsn: str,
 ) -> None:
+    async with codeatlas.connect(migrated_dsn, migrate=False) as atlas:
+        await _cache_lookups(atlas, migrated_dsn)
+
+
+async def _cache_lookups(atlas: codeatlas.Atlas, dsn: str) -> None:
     rng = np.random.default_rng(5)
     entries = _unit(rng.standard_normal((3000, DIM)).astype(np.float32))
     await atlas.semantic_cache.insert_many(
@@ -209,13 +214,19 @@ async def test_semantic_cache_lookup_plan_is_an_index_scan_hit_or_miss(
         await atlas.executor.execute("ANALYZE semantic_cache")
         knob = await cache._probes(None)
         settings = cache._knobs(knob, exact=False, k=1)
+        # the statement a lookup inside a transaction sends, under its knobs...
         async with atlas.executor.with_settings(settings) as tx:
             plan = await tx.fetchval(
                 f"EXPLAIN (FORMAT JSON) {cache._lookup_sql(knob)}", near, 0.05, "m"
             )
-        text = json.dumps(plan)
-        assert "idx_semantic_cache_query_embedding_vector" in text, (kind, text)
-        assert '"Seq Scan"' not in text and '"Sort"' not in text, (kind, text)
+        # ...and the one-round-trip statement a lookup on the pool sends (knobs inline)
+        inline = cache._lookup_sql(knob, inline=tuple(settings))
+        inline_plan = await atlas.executor.fetchval(
+            f"EXPLAIN (FORMAT JSON) {inline}", near, 0.05, "m", *settings.values()
+        )
+        for text in (json.dumps(plan), json.dumps(inline_plan)):
+            assert "idx_semantic_cache_query_embedding_vector" in text, (kind, text)
+            assert '"Seq Scan"' not in text and '"Sort"' not in text, (kind, text)
 
         hit = await cache.lookup(near, 0.95, model="m")
         assert hit is not None and hit.item.cache_key == "k7" and hit.similarity >= 0.95
@@ -225,6 +236,19 @@ async def test_semantic_cache_lookup_plan_is_an_index_scan_hit_or_miss(
         "SELECT hit_count FROM semantic_cache WHERE cache_key = 'k7'"
     )
     assert hits == 2
+    # inside a caller's transaction (the savepoint path) the answer is the same
+    async with atlas.transaction() as tx:
+        again = await tx.semantic_cache.lookup(near, 0.95, model="m")
+        assert again is not None and again.item.cache_key == "k7"
+        assert await tx.semantic_cache.lookup(fresh, 0.95) is None
+    # the inline knobs end with the lookup's statement: the connection keeps none
+    single = Settings(pool_min_size=1, pool_max_size=1)
+    async with codeatlas.connect(dsn, migrate=False, settings=single) as one:
+        before = await one.executor.fetchrow(_READ_KNOBS)
+        assert await one.semantic_cache.lookup(near, 0.95, model="m", probes=7) is not None
+        after = tuple(await one.executor.fetchrow(_READ_KNOBS) or ())
+        # pgvector's defaults (its settings exist once the library is loaded), not probes=7
+        assert after in {tuple(before or ()), ("1", "off", "40", "off")}
 
 
 async def test_a_reader_during_a_bulk_load_never_fails(

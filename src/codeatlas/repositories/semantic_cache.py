@@ -43,6 +43,20 @@ _LOOKUP: Final = """
 WITH best AS (
     SELECT id, _distance AS distance FROM ({nearest}) AS nearest WHERE _distance <= $2
 )
+{update}"""
+#: The same on the pool, in one round trip: the knobs are set by ``set_config(..., true)``
+#: in the statement itself, before the index scan (which the lateral reference to them
+#: starts only afterwards; index scans begin at their first row). They are local to the
+#: statement's own implicit transaction, so nothing outlives it.
+_LOOKUP_INLINE: Final = """
+WITH best AS (
+    SELECT nearest.id, nearest._distance AS distance
+      FROM (SELECT {knobs}) AS knobs(ready)
+     CROSS JOIN LATERAL ({nearest}) AS nearest
+     WHERE nearest._distance <= $2
+)
+{update}"""
+_UPDATE_HIT: Final = """
 UPDATE semantic_cache AS s
    SET hit_count = coalesce(s.hit_count, 0) + 1,
        last_accessed = now() AT TIME ZONE 'utc'
@@ -51,6 +65,16 @@ UPDATE semantic_cache AS s
 RETURNING s.id, s.cache_key, s.query, s.response, s.model, s.template_id, s.tokens_used,
           s.cost_cents, s.hit_count, s.last_accessed, s.ttl_seconds, s.metadata, s.inserted_at,
           s.updated_at, best.distance AS _distance"""
+#: Setting names the inline lookup may set (they are written into its SQL).
+_INLINE_SETTINGS: Final = frozenset(
+    {
+        "ivfflat.probes",
+        "ivfflat.iterative_scan",
+        "hnsw.ef_search",
+        "hnsw.iterative_scan",
+        "synchronous_commit",
+    }
+)
 _EXPIRE: Final = """
 DELETE FROM semantic_cache
  WHERE ttl_seconds IS NOT NULL
@@ -105,31 +129,53 @@ class SemanticCache(
         # A hit commits its counter update; not waiting for that WAL flush keeps a hit as
         # fast as a miss, and a counter lost in a crash costs nothing.
         settings = self._knobs(chosen_probes, exact=False, k=1) | {"synchronous_commit": "off"}
-        sql = self._lookup_sql(chosen_probes)
-        async with self._executor.with_settings(settings) as tx:
-            record = await tx.fetchrow(sql, vector, 1.0 - threshold, model)
+        if self._executor.in_transaction:
+            # inside the caller's transaction: a savepoint scopes the knobs (with_settings)
+            sql = self._lookup_sql(chosen_probes)
+            async with self._executor.with_settings(settings) as tx:
+                record = await tx.fetchrow(sql, vector, 1.0 - threshold, model)
+        else:
+            # one round trip, as cheap as the single-row index query it is built on
+            sql = self._lookup_sql(chosen_probes, inline=tuple(settings))
+            record = await self._executor.fetchrow(
+                sql, vector, 1.0 - threshold, model, *settings.values()
+            )
         if record is None:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
         return Match(self._row(record), 1.0 - float(record["_distance"]))
 
-    def _lookup_sql(self, knob: int) -> str:
-        """Return the lookup statement in the shape of this index's strategy."""
-        plan = self._plan()
+    def _lookup_sql(self, knob: int, inline: tuple[str, ...] = ()) -> str:
+        """Return the lookup statement in the shape of this index's strategy.
+
+        With *inline* setting names, the statement sets them itself from parameters $4...
+        (see ``_LOOKUP_INLINE``); without, the caller runs it inside ``with_settings``.
+        """
+        unknown = set(inline) - _INLINE_SETTINGS
+        if unknown:
+            raise ValueError(f"not a lookup setting: {sorted(unknown)}")
+        conditions = (
+            (*_LOOKUP_CONDITIONS, "knobs.ready IS NOT NULL") if inline else _LOOKUP_CONDITIONS
+        )
         nearest = ranked_sql(
-            plan,
+            self._plan(),
             table=self.table,
             vec="query_embedding",
             dimensions=self.dimensions,
             columns="id",
-            conditions=_LOOKUP_CONDITIONS,
+            conditions=conditions,
             query_ref="$1",
             limit="1",
             knob=knob,
             exact=False,
         )
-        return _LOOKUP.format(nearest=nearest)
+        if not inline:
+            return _LOOKUP.format(nearest=nearest, update=_UPDATE_HIT)
+        knobs = " || ".join(
+            f"set_config('{name}', ${number}, true)" for number, name in enumerate(inline, 4)
+        )
+        return _LOOKUP_INLINE.format(knobs=knobs, nearest=nearest, update=_UPDATE_HIT)
 
     async def store(
         self,
