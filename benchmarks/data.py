@@ -174,7 +174,7 @@ def make_dataset(dimensions: int, rows: int, queries: int, *, seed: int, k: int 
 
 
 def other_queries(
-    dataset: Dataset, *, seed: int, tune: int, shifted: int, shift: float = 0.6, k: int = 10
+    dataset: Dataset, *, seed: int, tune: int, shifted: int, shift: float = 1.0, k: int = 10
 ) -> tuple[Vectors, Dataset]:
     """Return fresh draws of *dataset*'s mixture (for tuning) and a second query set.
 

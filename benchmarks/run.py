@@ -100,9 +100,9 @@ PROFILES: Final = {
         name="full",
         rows=100_000,
         queries=1_000,
-        rounds=4,
+        rounds=3,
         block=50,
-        breakdown_rounds=5,
+        breakdown_rounds=4,
         breakdown_block=60,
         ingest_rows=5_000,
         ingest_rounds=2,
@@ -470,6 +470,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 held_out[dim] = await _dataset(
                     atlas, dsn, TABLES[dim], profile, args.seed, steps, results
                 )
+                _save_partial(results, args.out)
             results["caches"]["semantic"] = {}
             for entries in (profile.cache_entries, profile.cache_entries_large):
                 with steps.phase(f"semantic cache, {entries:,} entries", 3) as advance:
@@ -485,6 +486,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         seed=args.seed,
                         advance=advance,
                     )
+            _save_partial(results, args.out)
             if args.dsn is None:
                 results["server_settings"] = await _settings_effect(atlas, held_out, profile, steps)
         finally:
@@ -493,6 +495,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results["machine"]["load_average_per_phase"] = steps.loads
     results["machine"]["load_average_end"] = list(os.getloadavg())
     return results
+
+
+def _save_partial(results: dict[str, Any], out: Path) -> None:
+    """Write the figures so far (a long run that fails later keeps them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmarks.partial.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -536,6 +544,7 @@ def main(argv: list[str] | None = None) -> None:
         results = asyncio.run(run(args))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
+        (args.out / "benchmarks.partial.json").unlink(missing_ok=True)
     written = report.render(results, args.out)
     report.print_summary(results, console)
     for path in written:
