@@ -274,3 +274,25 @@ async def test_a_standby_stopped_mid_load_costs_the_callers_nothing(
         ) as late:
             assert await late.vector_search.count({"codebase_id": "load"}) == 200
             assert late.routing.removals == 1 and late.routing.primary_reads == 1
+
+
+async def test_a_promoted_standby_is_taken_out_of_rotation(
+    pair: Replicated, caplog: pytest.LogCaptureFixture
+) -> None:
+    # runs after the standby was stopped: it starts again, catches up, then is promoted
+    await asyncio.to_thread(pair.standby.start)
+    await caught_up(pair)
+    settings = codeatlas.Settings(replica_check_interval=0.05, replica_retry_after=30)
+    async with codeatlas.connect(
+        pair.primary_dsn(), replicas=[pair.standby.dsn()], migrate=False, settings=settings
+    ) as atlas:
+        assert await atlas.vector_search.count({"codebase_id": "load"}) == 200
+        assert atlas.routing.replica_reads == 1
+        await asyncio.to_thread(pair.standby.promote)
+        await asyncio.sleep(0.1)  # past the check interval: the next read checks again
+        with caplog.at_level(logging.WARNING, logger="codeatlas.routing"):
+            assert await atlas.vector_search.count({"codebase_id": "load"}) == 200
+            await atlas.vector_search.insert(chunk("promoted", 0, unit_rows(1, 1536, seed=10)[0]))
+            assert await atlas.vector_search.count({"codebase_id": "promoted"}) == 1
+        assert "no longer in recovery" in caplog.text
+        assert atlas.routing.removals == 1 and atlas.routing.replica_reads == 1
