@@ -407,3 +407,33 @@ async def test_loading_bulk_loads_only_loads_that_outgrow_the_table(
     async with atlas.indexes.loading({"rag_documents": 400}) as small:  # less than it holds
         pass
     assert small is None
+
+
+async def test_cli_rebuilds_in_a_kind_and_compares_strategies(
+    corpus_dsn: str, tmp_path: Path
+) -> None:
+    from test_cli import assert_fits, cli
+
+    rebuilt = await cli(
+        "index", "rebuild", "--table", "rag_documents", "--kind", "hnsw_halfvec",
+        "--m", "8", "--ef-construction", "32", "--dsn", corpus_dsn, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert rebuilt.code == 0, rebuilt.err
+    assert "as hnsw_halfvec (m=8, ef_construction=32) on 4000 rows" in " ".join(rebuilt.out.split())
+    status = await cli(
+        "index", "status", "--table", "rag_documents", "--dsn", corpus_dsn, tmp_path=tmp_path
+    )
+    assert status.code == 0 and "hnsw_halfvec" in status.out
+    compared = await cli(
+        "index", "compare", "--table", "rag_documents", "--kinds", "ivfflat,hnsw_binary",
+        "--max-rows", "1500", "--sample", "30", "--target", "0.8",
+        "--dsn", corpus_dsn, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert compared.code == 0, compared.err
+    assert_fits(compared.out)
+    assert "1500 rows, 30 queries (stored rows (perturbed))" in " ".join(compared.out.split())
+    assert "ivfflat" in compared.out and "hnsw_binary" in compared.out
+    # without --apply the live index keeps its kind
+    async with codeatlas.connect(corpus_dsn, migrate=False) as atlas:
+        docs = {s.table: s for s in await atlas.indexes.status()}["rag_documents"]
+    assert docs.strategy == "hnsw_halfvec"
