@@ -46,6 +46,8 @@ REPLAY_LSN: Final = "SELECT pg_last_wal_replay_lsn()::text"
 CURRENT_LSN: Final = "SELECT pg_current_wal_lsn()::text"
 #: Seconds between two polls of a replica's replay position while a read waits for it.
 _POLL: Final = 0.005
+#: Seconds a health check may take before the replica counts as failed.
+_CHECK_TIMEOUT: Final = 3.0
 
 
 def parse_lsn(text: str | None) -> int:
@@ -155,7 +157,7 @@ class Router:
         """
         now = time.monotonic()
         if now - replica.checked_at >= self.check_interval:
-            row = await connection.fetchrow(HEALTH, timeout=self.retry_after)
+            row = await connection.fetchrow(HEALTH, timeout=_CHECK_TIMEOUT)
             replica.checked_at = time.monotonic()
             if not row["standby"]:
                 self.take_out(replica, "it is no longer in recovery (promoted?)")
@@ -172,7 +174,7 @@ class Router:
         while True:
             replica.replay_lsn = max(
                 replica.replay_lsn,
-                parse_lsn(await connection.fetchval(REPLAY_LSN, timeout=self.retry_after)),
+                parse_lsn(await connection.fetchval(REPLAY_LSN, timeout=_CHECK_TIMEOUT)),
             )
             if replica.replay_lsn >= needed:
                 self.stats.waits += 1

@@ -52,6 +52,8 @@ __all__ = ["Atlas", "Migrations", "Scope", "Transaction", "connect", "resolve_ds
 EMBEDDED_DATABASE: Final = "codeatlas"
 #: Seconds ``Atlas.close()`` waits for busy connections before terminating them.
 _CLOSE_TIMEOUT: Final = 30.0
+#: Seconds connecting to a replica may take before the read goes to the primary instead.
+_REPLICA_CONNECT_TIMEOUT: Final = 3.0
 
 
 class Scope:
@@ -355,7 +357,8 @@ async def _open_replicas(
     """Create one pool per replica; no connection opens yet (min_size 0), so a replica that
     is down at connect time costs nothing: the router finds out on first use."""
     replicas: list[Replica] = []
-    options = {**pool_options, "min_size": 0}
+    # a replica that does not answer must not hold a read up for long: the primary is there
+    options = {"timeout": _REPLICA_CONNECT_TIMEOUT, **pool_options, "min_size": 0}
     try:
         for position, dsn in enumerate(dsns, 1):
             host, port = endpoint_of(dsn)
