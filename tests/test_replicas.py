@@ -158,6 +158,10 @@ async def test_writes_and_cache_fills_go_to_the_primary(atlas: codeatlas.Atlas) 
         row = await tx.vector_search.insert(chunk("cache", 99, vectors[1]))
         assert await tx.executor.fetchval("SELECT pg_is_in_recovery()") is False
     assert (await atlas.vector_search.get(row.id)).file_path == "src/file_99.py"
+    # index maintenance reads the primary's catalog and progress, never a replica's
+    served = atlas.routing.replica_reads
+    assert await atlas.indexes.status()
+    assert atlas.routing.replica_reads == served
     assert atlas.routing.fallbacks == 0
 
 
