@@ -17,6 +17,7 @@ import pytest
 
 import codeatlas
 from codeatlas.errors import InvalidInputError
+from codeatlas.migrations import Migrator
 from codeatlas.models import (
     TABLES,
     CodebaseMetadataCreate,
@@ -572,3 +573,36 @@ async def test_common_terms_give_way_to_rare_ones_once_the_table_is_analyzed(
     assert sorted(m.item.line_start for m in found) == [0, 100, 200, 300]
     # a query of common terms alone keeps its rarest term
     assert len(await repo.search_text("helper", 1000)) == rows
+
+
+async def test_include_embedding_returns_the_vectors(corpus: CodeLocationsRepository) -> None:
+    plain = await corpus.search_hybrid("parse_args", QUERY, 2)
+    assert all(m.item.embedding is None for m in plain)
+    full = await corpus.search_hybrid("parse_args", QUERY, 2, include_embedding=True)
+    assert full[0].item.embedding is not None
+    assert float(np.dot(full[0].item.embedding, QUERY)) == pytest.approx(full[0].similarity)
+
+
+async def test_the_migration_rolls_back_and_reapplies_over_rows(
+    atlas: codeatlas.Atlas, migrated_dsn: str
+) -> None:
+    await atlas.rag.insert(
+        RagDocumentCreate(source_type="doc", source_id="a", content="Use os.path.join.")
+    )
+    migrator = Migrator(migrated_dsn)
+    reverted = await migrator.rollback(to=20261202000001)
+    assert reverted.reverted == [20261203000001]
+    columns = await atlas.executor.fetchval(
+        "SELECT count(*) FROM pg_attribute WHERE attname = 'search_tsv' AND NOT attisdropped"
+    )
+    functions = await atlas.executor.fetchval(
+        "SELECT count(*) FROM pg_proc WHERE proname LIKE 'codeatlas\\_%words'"
+        " OR proname LIKE 'codeatlas\\_%tsquery' OR proname = 'codeatlas_code_tsvector'"
+    )
+    assert (columns, functions) == (0, 0)
+    assert await atlas.executor.fetchval("SELECT content FROM rag_documents") == (
+        "Use os.path.join."
+    )
+    await migrator.apply()
+    # the column is computed again for the rows already there
+    assert await atlas.executor.fetchval(HAS.format(table="rag_documents"), "path join") == 1
