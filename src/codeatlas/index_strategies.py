@@ -141,13 +141,15 @@ class SearchPlan:
 
 
 #: The index's kind read from the catalog (access method and first operator class: an
-#: index built by anyone is what it is), and the knobs tuned for it.
+#: index built by anyone is what it is), and the knobs tuned for it. The registry row is
+#: read through to_jsonb so that a database not yet migrated to the knob columns
+#: (connect(migrate=False)) still searches, with the defaults.
 _READ_PLAN: Final = """
-SELECT am.amname        AS method,
-       o.opcname        AS opclass,
-       r.default_probes,
-       r.default_ef_search,
-       r.overfetch
+SELECT am.amname                                 AS method,
+       o.opcname                                 AS opclass,
+       (to_jsonb(r) ->> 'default_probes')::int    AS default_probes,
+       (to_jsonb(r) ->> 'default_ef_search')::int AS default_ef_search,
+       (to_jsonb(r) ->> 'overfetch')::int         AS overfetch
   FROM (SELECT to_regclass($1) AS oid) AS i
   LEFT JOIN pg_class c   ON c.oid = i.oid
   LEFT JOIN pg_am am     ON am.oid = c.relam
