@@ -9,7 +9,9 @@ repository derives from ``TextSearchableRepository`` and offers, besides ``searc
 * ``search_hybrid(text, embedding, k)``: Reciprocal Rank Fusion of the vector ranking and
   the ``ts_rank_cd`` ranking, in one statement::
 
-    WITH query       AS MATERIALIZED (SELECT codeatlas_code_tsquery('english', $t) AS tsq),
+    WITH lexeme_stats AS (<pg_stats of search_tsv: the share of rows holding a lexeme>),
+         query       AS MATERIALIZED (SELECT codeatlas_or_tsquery(<the lexemes of $t,
+                                             rarest first, within TEXT_MATCH_BUDGET>) AS tsq),
          vector_hits AS (<the search_similar statement: same index path and knobs>),
          text_hits   AS (SELECT ... WHERE search_tsv @@ tsq ORDER BY ts_rank_cd DESC LIMIT $2),
          fused       AS (SELECT ..., w_v / (rrf_k + vector rank) + w_t / (rrf_k + text rank)
@@ -126,7 +128,9 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
             )
             or not any(weights)
         ):
-            shown = repr(weights)[:60] if isinstance(weights, tuple | list) else type(weights)
+            shown = (
+                repr(weights)[:60] if isinstance(weights, tuple | list) else type(weights).__name__
+            )
             raise InvalidInputError(
                 "weights must be (vector weight, text weight): two finite numbers >= 0, "
                 f"not both 0; got {shown}"
