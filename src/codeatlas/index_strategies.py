@@ -1,16 +1,12 @@
 """Vector index strategies: how each kind of index is built, searched and tuned.
 
-A table's vector index is one of a closed set of kinds:
+A table's vector index is one of a closed set of kinds (the knob ``tune`` sets in brackets):
 
-========================  ===============================================  ===========
-kind                      index                                            search knob
-========================  ===============================================  ===========
-``ivfflat`` (default)     ivfflat ``(col vector_cosine_ops)``, lists        probes
-``hnsw``                  hnsw ``(col vector_cosine_ops)``, m, ef_construction  ef_search
-``ivfflat_halfvec``       ivfflat ``((col::halfvec(n)) halfvec_cosine_ops)``  probes
-``hnsw_halfvec``          hnsw ``((col::halfvec(n)) halfvec_cosine_ops)``    overfetch
-``hnsw_binary``           hnsw ``((binary_quantize(col)::bit(n)) bit_hamming_ops)``  overfetch
-========================  ===============================================  ===========
+* ``ivfflat`` (the schema's): ``ivfflat (col vector_cosine_ops) WITH (lists)`` [probes];
+* ``hnsw``: ``hnsw (col vector_cosine_ops) WITH (m, ef_construction)`` [ef_search];
+* ``ivfflat_halfvec``: ``ivfflat ((col::halfvec(n)) halfvec_cosine_ops)`` [probes];
+* ``hnsw_halfvec``: ``hnsw ((col::halfvec(n)) halfvec_cosine_ops)`` [overfetch];
+* ``hnsw_binary``: ``hnsw ((binary_quantize(col)::bit(n)) bit_hamming_ops)`` [overfetch].
 
 The kind is a fact of the catalog (the index's access method and operator class), so an
 index the Elixir application or an operator built is recognised as what it is;
