@@ -437,3 +437,33 @@ async def test_cli_rebuilds_in_a_kind_and_compares_strategies(
     async with codeatlas.connect(corpus_dsn, migrate=False) as atlas:
         docs = {s.table: s for s in await atlas.indexes.status()}["rag_documents"]
     assert docs.strategy == "hnsw_halfvec"
+
+
+async def test_a_cancelled_bulk_load_leaves_an_index_rebuild_restores_in_its_kind(
+    atlas: codeatlas.Atlas, vectors: tuple[Vectors, Vectors]
+) -> None:
+    rows = vectors[0]
+    await atlas.rag.insert_many([_document(i, v) for i, v in enumerate(rows[:300])])
+    await atlas.indexes.rebuild("rag_documents", kind="hnsw")
+
+    async def load() -> None:
+        async with atlas.indexes.bulk_load("rag_documents"):
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(load())
+    await asyncio.sleep(0.5)
+    while not task.done():
+        docs = {s.table: s for s in await atlas.indexes.status()}["rag_documents"]
+        if docs.reason == "index is missing":
+            break
+        await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    docs = {s.table: s for s in await atlas.indexes.status()}["rag_documents"]
+    assert docs.rebuild_advised and docs.reason == "index is missing"
+    # searches still answer, exactly, without the index
+    found = await atlas.rag.search_similar(rows[5], 3)
+    assert found[0].item.source_id == "5"
+    [restored] = await atlas.indexes.rebuild("rag_documents")
+    assert restored.strategy == "hnsw"

@@ -145,7 +145,8 @@ SELECT am.amname                                 AS method,
        o.opcname                                 AS opclass,
        (to_jsonb(r) ->> 'default_probes')::int    AS default_probes,
        (to_jsonb(r) ->> 'default_ef_search')::int AS default_ef_search,
-       (to_jsonb(r) ->> 'overfetch')::int         AS overfetch
+       (to_jsonb(r) ->> 'overfetch')::int         AS overfetch,
+       to_jsonb(r) ->> 'strategy'                 AS recorded
   FROM (SELECT to_regclass($1) AS oid) AS i
   LEFT JOIN pg_class c   ON c.oid = i.oid
   LEFT JOIN pg_am am     ON am.oid = c.relam
@@ -155,12 +156,18 @@ SELECT am.amname                                 AS method,
 
 
 async def read_plan(executor: Executor, index_name: str) -> SearchPlan:
-    """Return the kind of index *index_name* and its tuned knobs (IVFFlat when it is absent)."""
+    """Return the kind of index *index_name* and its tuned knobs.
+
+    The kind is the catalog's; for an index that is absent (dropped by a bulk load that was
+    cancelled), the kind its last build recorded; else IVFFlat.
+    """
     row = await executor.fetchrow(_READ_PLAN, index_name)
     if row is None:
         return SearchPlan()
+    absent = row["method"] is None
+    recorded = row["recorded"] if absent and row["recorded"] in STRATEGIES else None
     return SearchPlan(
-        kind_of(row["method"], row["opclass"]) or "ivfflat",
+        kind_of(row["method"], row["opclass"]) or recorded or "ivfflat",
         row["default_probes"],
         row["default_ef_search"],
         row["overfetch"],
