@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,7 +106,14 @@ def print_report(console: Console, report: IndexReport) -> None:
         console.print(f"{title}:", markup=False)
         for path, reason in items[:_LISTED]:
             console.print(f"  {shorten_path(path, width - 4)}", markup=False)
-            console.print(f"    {reason}", markup=False, overflow="fold")
+            wrapped = textwrap.fill(
+                reason,
+                width,
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_long_words=True,
+            )
+            console.print(wrapped, markup=False, overflow="fold")
         if len(items) > _LISTED:
             console.print(f"  ... and {len(items) - _LISTED} more", markup=False)
     if report.graph_rebuilt:
