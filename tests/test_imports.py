@@ -30,6 +30,9 @@ HEAVY: Final = (
     "codeatlas.embedders",
     "codeatlas.cli",
     "opentelemetry",  # imported by the first connect(), and only when installed
+    "wordllama",  # the local embedder reads its files, never imports it
+    "tokenizers",
+    "safetensors",
 )
 
 
@@ -200,3 +203,11 @@ def test_the_cycle_check_sees_a_cycle_closed_by_a_lazy_import(tmp_path: Path) ->
     assert graph["pkg.sub.a"] == {"pkg.cache", "pkg.sub.b"}
     assert graph["pkg.sub.b"] == set()  # typing-only imports do not run
     assert cycles(graph) == [{"pkg.cache", "pkg.search"}]
+
+
+def test_the_embedders_package_loads_no_model_and_no_http_client() -> None:
+    modules = loaded_by("import codeatlas.embedders")
+    model = ("wordllama", "tokenizers", "safetensors")
+    assert [m for m in modules if m.split(".")[0] in model] == []
+    assert "codeatlas.embedders.local" not in modules
+    assert "codeatlas.embedders.openai_api" not in modules

@@ -37,6 +37,7 @@ The tree::
     ├── ImmutableRowError             UPDATE on an append-only table
     │   └── RunFinishedError          findings added to (or finish of) a finished run
     ├── StateConflictError            the row's state forbids it (closed proposal, lost claim)
+    ├── EmbedderError                 an embedding source failed (retryable: 429, 5xx, timeout)
     └── InvalidInputError (ValueError)
         ├── InvalidVectorError        wrong dimension, NaN/Inf, zero vector
         └── InvalidFilterError        unknown filter key or malformed filter value
@@ -68,6 +69,7 @@ __all__ = [
     "DatabaseError",
     "DeadlockDetectedError",
     "EmbeddedServerError",
+    "EmbedderError",
     "ExtensionError",
     "ForeignKeyViolationError",
     "ImmutableRowError",
@@ -320,6 +322,19 @@ class StateConflictError(CodeAtlasError):
     def __init__(self, message: str, *, state: str | None = None) -> None:
         super().__init__(message)
         self.state = state
+
+
+class EmbedderError(CodeAtlasError):
+    """An embedding source failed: the model did not load, or an embedding API refused.
+
+    ``status`` is the HTTP status when an API answered; ``retryable`` is True for a rate
+    limit (429), a server error (5xx), a timeout or a broken connection.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
 
 
 class InvalidInputError(CodeAtlasError, ValueError):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SUPPORTED_DIMENSIONS", "Embedder"]
+__all__ = ["SUPPORTED_DIMENSIONS", "Embedder", "embedder_stamp", "pad_rows"]
 
 #: The vector widths of codeatlas' tables (``vector(768)`` and ``vector(1536)`` columns).
 SUPPORTED_DIMENSIONS: Final = (768, 1536)
@@ -26,3 +26,31 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return an array of shape ``(len(texts), dimensions)``, one unit row per text."""
         ...
+
+
+def embedder_stamp(embedder: Embedder) -> dict[str, Any]:
+    """Return what the indexer records of the embedder that made a row's vector.
+
+    ``name`` and ``version`` are the embedder's attributes of those names when it has them
+    (the class name and "" otherwise); vectors of two embedders with different stamps are
+    not comparable, so the indexer re-embeds a file whose stored stamp differs.
+    """
+    return {
+        "name": str(getattr(embedder, "name", type(embedder).__name__)),
+        "version": str(getattr(embedder, "version", "")),
+        "dimensions": int(embedder.dimensions),
+    }
+
+
+def pad_rows(vectors: npt.NDArray[np.floating[Any]], dimensions: int) -> npt.NDArray[np.float32]:
+    """Return *vectors* L2-normalised and zero-padded to *dimensions* columns (cosine unchanged).
+
+    A row of zeros (a text with no known token) stays zero; callers decide what it means.
+    """
+    rows = np.asarray(vectors, dtype=np.float32)
+    if rows.ndim != 2 or rows.shape[1] > dimensions:
+        raise ValueError(f"cannot pad shape {rows.shape} to {dimensions} columns")
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    out = np.zeros((rows.shape[0], dimensions), dtype=np.float32)
+    np.divide(rows, norms, out=out[:, : rows.shape[1]], where=norms > 0)
+    return out

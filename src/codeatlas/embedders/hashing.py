@@ -206,6 +206,10 @@ class HashingEmbedder:
     An instance caches token features and is safe to share between tasks and threads.
     """
 
+    #: what the indexer records of the embedder that made a row (see ``embedder_stamp``)
+    name: Final = "hashing"
+    version: Final = "1"
+
     def __init__(self, dimensions: int = 768) -> None:
         if dimensions not in SUPPORTED_DIMENSIONS:
             raise InvalidInputError(

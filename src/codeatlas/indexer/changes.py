@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ..analysis.metrics import detect_language
 from ..analysis.scan import SourceFile
@@ -46,16 +46,19 @@ def detect_changes(
     *,
     reindex_python: bool = False,
     gone: Collection[str] = (),
+    embedders: Mapping[str, Any] | None = None,
 ) -> Changes:
     """Split *files* against the stored *stamps* (path -> size, mtime) and code files.
 
     *reindex_python* treats every Python file as changed (their module names moved);
-    *gone* are stored paths to remove even if scanned.
+    *gone* are stored paths to remove even if scanned. *embedders* are the stamps of the
+    configured embedders (``embedder``, ``file_embedder``): a file whose code_files row
+    records others (or none) is changed, so its vectors are made again.
     """
     changed: list[SourceFile] = []
     unchanged: list[SourceFile] = []
     for f in files:
-        if _complete(f, stamps, stored) and not (
+        if _complete(f, stamps, stored, embedders) and not (
             reindex_python and detect_language(f.path) == "python"
         ):
             unchanged.append(f)
@@ -67,7 +70,10 @@ def detect_changes(
 
 
 def _complete(
-    f: SourceFile, stamps: Mapping[str, tuple[int, int]], stored: Mapping[str, StoredCodeFile]
+    f: SourceFile,
+    stamps: Mapping[str, tuple[int, int]],
+    stored: Mapping[str, StoredCodeFile],
+    embedders: Mapping[str, Any] | None,
 ) -> bool:
     if stamps.get(f.path) != (f.size, mtime_seconds(f.mtime_ns)):
         return False
@@ -78,6 +84,8 @@ def _complete(
         return False
     expected = (row.metadata.get("chunks"), row.metadata.get("symbols"))
     if expected != (row.chunks, row.locations):
+        return False
+    if embedders is not None and any(row.metadata.get(k) != v for k, v in embedders.items()):
         return False
     try:
         # mtime has one-second resolution here: the hash catches a same-size edit made

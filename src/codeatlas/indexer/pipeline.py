@@ -27,7 +27,7 @@ from ..analysis.metrics import detect_language
 from ..analysis.python import PythonAnalysis, package_prefix
 from ..analysis.scan import FileAnalysis, SourceFile
 from ..atlas import Atlas
-from ..embedders import Embedder, HashingEmbedder
+from ..embedders import Embedder, HashingEmbedder, embedder_stamp
 from ..errors import InvalidInputError
 from ..models import AnalysisStatus, CodebaseMetadata
 from .changes import Changes, detect_changes
@@ -127,6 +127,11 @@ class _Run:
         self.codebase_id = codebase_id
         self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.done = Written()
+        # which embedders make this run's vectors: recorded per row, compared per file
+        self.stamps = {
+            "embedder": embedder_stamp(indexer.embedder),
+            "file_embedder": embedder_stamp(indexer.file_embedder),
+        }
 
     def emit(self, stage: str, done: int, total: int | None, detail: str | None = None) -> None:
         if self.indexer.on_progress is not None:
@@ -193,7 +198,12 @@ class _Run:
             state = await atlas.codebases.index_state(cid) or {}
             stored_prefix = state.get("module_prefix", "")
             changes: Changes = await asyncio.to_thread(
-                detect_changes, files, stamps, stored, reindex_python=stored_prefix != prefix
+                detect_changes,
+                files,
+                stamps,
+                stored,
+                reindex_python=stored_prefix != prefix,
+                embedders=self.stamps,
             )
             self.emit("changes", len(files), len(files))
 
@@ -321,6 +331,7 @@ class _Run:
                             vectors.chunks[i],
                             vectors.symbols[i],
                             counts.get(a.path),
+                            self.stamps,
                         )
                     )
                 done = await write_batch(atlas, cid, rows, set(stored))

@@ -16,6 +16,7 @@ for files whose counts moved); ``pagerank_score`` is set by the graph stage.
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
@@ -135,11 +136,17 @@ def file_rows(
     chunk_vectors: npt.NDArray[np.float32],
     symbol_vectors: npt.NDArray[np.float32],
     counts: tuple[int, int] | None = None,
+    stamps: Mapping[str, Any] | None = None,
 ) -> FileRows:
     """Return the rows of one file; *file_id* is its code_files id (kept across runs).
 
-    *counts* are its (dependency_count, dependent_count) when the graph is known.
+    *counts* are its (dependency_count, dependent_count) when the graph is known. *stamps*
+    say which embedders made the vectors (``embedder``: chunks and symbols; ``file_embedder``:
+    the summary, recorded on the code_files row, as codebase_metadata has no JSON column for
+    it); each chunk and symbol row records its ``embedder`` in its metadata.
     """
+    stamps = stamps or {}
+    made_by = {"embedder": stamps["embedder"]} if "embedder" in stamps else {}
     metadata = _metadata_row(codebase_id, root, source, analysis, summary, counts)
     notes = analysis.notes
     replaced = _unstorable_in_structure(analysis.python)
@@ -165,19 +172,20 @@ def file_rows(
                     "start_line": chunk.start_line,
                     "end_line": chunk.end_line,
                     "part": chunk.part,
+                    **made_by,
                 }
             ),
         )
         for chunk, vector in zip(analysis.chunks, chunk_vectors, strict=True)
     )
     locations = tuple(
-        _location_row(codebase_id, analysis, s, vector)
+        _location_row(codebase_id, analysis, s, vector, made_by)
         for s, vector in zip(symbols, symbol_vectors, strict=True)
     )
     return FileRows(
         analysis.path,
         metadata,
-        _code_file_row(codebase_id, file_id, analysis, notes, len(chunks), len(locations)),
+        _code_file_row(codebase_id, file_id, analysis, notes, len(chunks), len(locations), stamps),
         chunks,
         locations,
         notes,
@@ -314,9 +322,10 @@ def _code_file_row(
     notes: tuple[str, ...],
     chunks: int,
     symbols: int,
+    stamps: Mapping[str, Any],
 ) -> CodeFileCreate:
-    # "chunks" and "symbols" are what change detection checks the stored rows against
-    metadata: dict[str, Any] = {"chunks": chunks, "symbols": symbols}
+    # "chunks", "symbols" and the embedder stamps are what change detection checks
+    metadata: dict[str, Any] = {"chunks": chunks, "symbols": symbols, **stamps}
     python = analysis.python
     if python is not None:
         metadata["module"] = python.module
@@ -338,7 +347,11 @@ def _code_file_row(
 
 
 def _location_row(
-    codebase_id: str, analysis: FileAnalysis, symbol: Symbol, vector: npt.NDArray[np.float32]
+    codebase_id: str,
+    analysis: FileAnalysis,
+    symbol: Symbol,
+    vector: npt.NDArray[np.float32],
+    made_by: Mapping[str, Any],
 ) -> CodeLocationCreate:
     python = analysis.python
     return CodeLocationCreate(
@@ -357,6 +370,7 @@ def _location_row(
                 "module": python.module if python is not None else None,
                 "complexity": symbol.complexity,
                 "async": symbol.is_async,
+                **made_by,
             }
         ),
         embedding=vector,
