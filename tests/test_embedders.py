@@ -219,7 +219,7 @@ async def test_api_slow_answer_times_out_then_retries(api: Api) -> None:
     assert vectors.shape == (1, 768) and len(api.requests) == 2
     assert asyncio.get_running_loop().time() - started < 1.4  # did not wait for the slow one
     api.script = [("slow", 1.0)] * 2
-    with pytest.raises(EmbedderError, match="no answer within 0.3 s") as caught:
+    with pytest.raises(EmbedderError, match=r"no answer within 0\.3 s") as caught:
         await client(api, timeout=0.3, max_retries=1).embed(["x"])
     assert caught.value.retryable
 

@@ -1,4 +1,4 @@
-"""The ``codeatlas`` command: migrate, status, rollback, doctor, index, data, demo.
+"""The ``codeatlas`` command: migrate, status, rollback, doctor, index, data, search, demo.
 
 Each command lives in its own module, imported only when that command runs, so
 ``codeatlas migrate`` loads neither the indexer nor the analysis code. ``main()`` decides
@@ -120,6 +120,28 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="skip larger files (default: 4 MiB)",
     )
+    tree.add_argument(
+        "--embedder",
+        choices=("hashing", "local"),
+        default="hashing",
+        help="hashing (default, no model) or local (the wordllama model: extra 'local')",
+    )
+    find = command("search", "answer a question from an indexed codebase (no re-indexing)")
+    find.add_argument("query", help="the question, in words or identifiers")
+    find.add_argument(
+        "--codebase", help="codebase id (default: the most recently indexed, or --path's)"
+    )
+    find.add_argument("--path", help="the indexed directory whose codebase to search")
+    find.add_argument("--k", type=int, default=10, help="files and functions shown (default 10)")
+    find.add_argument(
+        "--mode", choices=("hybrid", "vector", "text"), default="hybrid", help="default: hybrid"
+    )
+    find.add_argument(
+        "--embedder",
+        choices=("hashing", "local"),
+        help="the embedder the index was built with (default: the one its rows record)",
+    )
+    find.add_argument("--json", action="store_true", help="print one JSON object")
     demo = command("demo", "index a source tree (default: the standard library) and query it")
     demo.add_argument(
         "path", nargs="?", help="directory to index (default: this Python's standard library)"
@@ -150,6 +172,7 @@ _COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "data": ("data", "data"),
     "demo": ("demo", "demo"),
     "index-tree": ("index_tree", "index_tree"),
+    "search": ("search", "search_command"),
 }
 
 

@@ -1,8 +1,9 @@
 """``codeatlas demo``: index a tree (default: the standard library) and answer questions.
 
-A thin presenter: the indexing is ``codeatlas.indexer.Indexer``; the answers are two
-similarity searches per question (files by their 1536-d summary, functions by their 768-d
-symbol embedding) and the import graph's most central modules by PageRank.
+A thin presenter: the indexing is ``codeatlas.indexer.Indexer``; the answers are
+``codeatlas.indexer.query.search`` per question (hybrid: files by their 1536-d summary and
+their names and docstrings, functions by their 768-d symbol embedding and name, signature
+and docstring, fused by RRF), and the import graph's most central modules by PageRank.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..atlas import Atlas, connect
-from ..embedders import HashingEmbedder
 from ..indexer import DEFAULT_EXCLUDE_DIRS, Indexer, stdlib_path
+from ..indexer.query import Mode, search
 from ._console import out, resolve_target, shorten_path
 from .index_tree import print_report, progress_view, storage_lines
 
@@ -46,7 +47,7 @@ _MODULE_KINDS: Final = ("module", "package")
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """Top files (path, similarity) and functions (name, path:line, similarity) for a query."""
+    """Top files (path, score) and functions (name, path:line, score) for a query."""
 
     query: str
     files: list[tuple[str, float]]
@@ -94,31 +95,19 @@ async def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def answer(atlas: Atlas, codebase_id: str, query: str) -> Answer:
-    """Return the files and functions of *codebase_id* most similar to *query*."""
-    large = (await HashingEmbedder(1536).embed([query]))[0]
-    small = (await HashingEmbedder(768).embed([query]))[0]
-    started = time.perf_counter()
-    files = await atlas.codebases.search_similar(large, 5, where={"codebase_id": codebase_id})
-    files_ms = (time.perf_counter() - started) * 1000
-    started = time.perf_counter()
-    functions = await atlas.code.locations.search_similar(
-        small, 5, where={"project": codebase_id, "symbol_type": ["function", "method"]}
-    )
-    functions_ms = (time.perf_counter() - started) * 1000
+async def answer(atlas: Atlas, codebase_id: str, query: str, mode: Mode = "hybrid") -> Answer:
+    """Return the files and functions of *codebase_id* that best answer *query*.
+
+    The same path as ``codeatlas search`` (``codeatlas.indexer.query.search``): hybrid
+    search by default, the query embedded with the embedder the index recorded.
+    """
+    result = await search(atlas, query, codebase_id, k=5, mode=mode)
     return Answer(
         query,
-        [(m.item.path, m.similarity) for m in files],
-        [
-            (
-                str((m.item.metadata or {}).get("qualname", m.item.symbol_name)),
-                f"{m.item.file_path}:{m.item.line_start}",
-                m.similarity,
-            )
-            for m in functions
-        ],
-        files_ms,
-        functions_ms,
+        [(f.path, f.score) for f in result.files],
+        [(f.name, f"{f.path}:{f.line}", f.score) for f in result.functions],
+        result.files_ms,
+        result.functions_ms,
     )
 
 
@@ -155,18 +144,18 @@ def print_answer(console: Console, item: Answer) -> None:
     width = _width(console)
     files = Table(title=item.query, title_justify="left")
     files.add_column(f"top files ({item.files_ms:.1f} ms)", no_wrap=True, overflow="ellipsis")
-    files.add_column("sim", justify="right", width=5)
+    files.add_column("score", justify="right", width=6)
     for path, similarity in item.files:
-        files.add_row(shorten_path(path, width - 14), f"{similarity:.3f}")
+        files.add_row(shorten_path(path, width - 15), f"{similarity:.4f}")
     console.print(files)
     functions = Table()
     functions.add_column(f"top functions ({item.functions_ms:.1f} ms)", no_wrap=True)
     functions.add_column("where", no_wrap=True)
-    functions.add_column("sim", justify="right", width=5)
-    room = width - 18
+    functions.add_column("score", justify="right", width=6)
+    room = width - 19
     for name, where, similarity in item.functions:
         shown = name if len(name) <= room // 2 else "…" + name[-(room // 2 - 1) :]
-        functions.add_row(shown, shorten_path(where, room - len(shown)), f"{similarity:.3f}")
+        functions.add_row(shown, shorten_path(where, room - len(shown)), f"{similarity:.4f}")
     console.print(functions)
 
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from .._server import data_usage
 from ..atlas import connect
+from ..embedders import embedder
 from ..indexer import DEFAULT_EXCLUDE_DIRS, Indexer, IndexReport
 from ..indexer import Progress as IndexProgress
 from ._console import Target, out, resolve_target, shorten_path, where
@@ -44,6 +45,8 @@ async def index_tree(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 exclude_dirs=exclude,
                 max_file_size=args.max_file_size,
+                embedder=embedder(args.embedder, 768),
+                file_embedder=embedder(args.embedder, 1536),
                 on_progress=on_progress,
             )
             report = await indexer.index(Path(args.path), codebase_id=args.codebase_id)

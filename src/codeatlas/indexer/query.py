@@ -1,0 +1,198 @@
+"""Questions answered from an indexed codebase: files and functions, without re-indexing.
+
+``await search(atlas, query, codebase_id)`` ranks the codebase's files (codebase_metadata:
+the 1536-d summary vector and the file's names, paths and docstrings) and its functions and
+methods (code_locations: the 768-d symbol vector and name, signature, documentation) for a
+question. ``mode`` picks the ranking: ``hybrid`` (default: RRF of both, ``search_hybrid``),
+``vector`` (``search_similar``) or ``text`` (``search_text``). The query is embedded with the
+embedder the index was built with (recorded in its rows), so the vectors compare.
+``codeatlas search`` and ``codeatlas demo`` both answer through this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from ..atlas import Atlas
+from ..embedders import Embedder, embedder
+from ..errors import InvalidInputError, NotFoundError
+from ..models import AnalysisStatus
+
+__all__ = [
+    "MODES",
+    "FileHit",
+    "FunctionHit",
+    "SearchResult",
+    "embedder_name_of",
+    "latest_codebase",
+    "search",
+]
+
+Mode = Literal["hybrid", "vector", "text"]
+#: The rankings ``search`` offers.
+MODES: Final = ("hybrid", "vector", "text")
+_FUNCTION_KINDS: Final = ["function", "method"]
+# the recorded embedder's name -> the name ``embedder()`` builds it by
+_KNOWN: Final = {"hashing": "hashing", "wordllama-l2_supercat-256": "local"}
+
+
+@dataclass(frozen=True, slots=True)
+class FileHit:
+    """A file (path relative to the indexed root, ``/``-separated) and its score."""
+
+    path: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionHit:
+    """A function or method: its file, qualified name, first line and score."""
+
+    path: str
+    name: str
+    line: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """The files and functions that answer *query* in *codebase_id*, best first.
+
+    Scores are what the mode ranks by: the fused RRF score (hybrid), cosine similarity
+    (vector) or ``ts_rank_cd`` (text).
+    """
+
+    query: str
+    codebase_id: str
+    mode: str
+    embedder: str
+    files: tuple[FileHit, ...]
+    functions: tuple[FunctionHit, ...]
+    files_ms: float
+    functions_ms: float
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the result in the shape ``codeatlas search --json`` prints."""
+        return {
+            "query": self.query,
+            "codebase_id": self.codebase_id,
+            "files": [{"path": f.path, "score": f.score} for f in self.files],
+            "functions": [
+                {"path": f.path, "name": f.name, "line": f.line, "score": f.score}
+                for f in self.functions
+            ],
+        }
+
+
+async def latest_codebase(atlas: Atlas, path: Path | str | None = None) -> str:
+    """Return the most recently indexed codebase (of the directory *path*, when given)."""
+    where: dict[str, Any] = {"analysis_status": AnalysisStatus.COMPLETED.value}
+    if path is not None:
+        where["codebase_path"] = str(await asyncio.to_thread(Path(path).resolve))
+    page = await atlas.codebases.registry.list(
+        where, order_by="last_analyzed", descending=True, limit=1
+    )
+    if not page.items:
+        place = f" for {path}" if path is not None else ""
+        raise NotFoundError(f"no indexed codebase{place}: run codeatlas index-tree first")
+    return page.items[0].codebase_id
+
+
+async def embedder_name_of(atlas: Atlas, codebase_id: str) -> str:
+    """Return the name ("hashing", "local") of the embedder *codebase_id* was indexed with."""
+    page = await atlas.code.list({"project_name": codebase_id}, limit=1)
+    if not page.items:
+        raise NotFoundError(f"codebase {codebase_id!r} has no indexed files")
+    stamp = (page.items[0].metadata or {}).get("embedder")
+    if stamp is None:  # indexed before rows recorded their embedder: always hashing then
+        return "hashing"
+    name = stamp.get("name") if isinstance(stamp, dict) else None
+    if name not in _KNOWN:
+        raise InvalidInputError(
+            f"codebase {codebase_id!r} was indexed with {name!r}; search it from Python "
+            "with that embedder (search(..., embedders=(small, large)))"
+        )
+    return _KNOWN[name]
+
+
+async def search(
+    atlas: Atlas,
+    query: str,
+    codebase_id: str,
+    *,
+    k: int = 10,
+    mode: Mode = "hybrid",
+    embedder_name: str | None = None,
+    embedders: tuple[Embedder, Embedder] | None = None,
+) -> SearchResult:
+    """Return the *k* files and *k* functions of *codebase_id* that best answer *query*.
+
+    The query is embedded by *embedders* (768-d for functions, 1536-d for files) if given,
+    else by the offline embedder *embedder_name*, else by the one recorded in the index.
+    """
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInputError("query must be a non-empty str")
+    name = "custom"
+    small_vec = large_vec = None
+    if mode != "text":
+        if embedders is None:
+            name = embedder_name or await embedder_name_of(atlas, codebase_id)
+            embedders = (embedder(name, 768), embedder(name, 1536))
+        small, large = embedders
+        small_vec = (await small.embed([query]))[0]
+        large_vec = (await large.embed([query]))[0]
+    elif embedder_name is not None:
+        name = embedder_name
+    else:
+        name = "none"
+
+    file_where = {"codebase_id": codebase_id}
+    started = time.perf_counter()
+    if mode == "hybrid":
+        files = await atlas.codebases.search_hybrid(query, large_vec, k, where=file_where)
+    elif mode == "vector":
+        assert large_vec is not None
+        files = await atlas.codebases.search_similar(large_vec, k, where=file_where)
+    else:
+        files = await atlas.codebases.search_text(query, k, where=file_where)
+    files_ms = (time.perf_counter() - started) * 1000
+
+    function_where = {"project": codebase_id, "symbol_type": _FUNCTION_KINDS}
+    locations = atlas.code.locations
+    started = time.perf_counter()
+    if mode == "hybrid":
+        functions = await locations.search_hybrid(query, small_vec, k, where=function_where)
+    elif mode == "vector":
+        assert small_vec is not None
+        functions = await locations.search_similar(small_vec, k, where=function_where)
+    else:
+        functions = await locations.search_text(query, k, where=function_where)
+    functions_ms = (time.perf_counter() - started) * 1000
+
+    def score(match: Any) -> float:
+        return float(match.score if match.score is not None else match.similarity)
+
+    return SearchResult(
+        query=query,
+        codebase_id=codebase_id,
+        mode=mode,
+        embedder=name,
+        files=tuple(FileHit(m.item.path.replace("\\", "/"), score(m)) for m in files),
+        functions=tuple(
+            FunctionHit(
+                m.item.file_path.replace("\\", "/"),
+                str((m.item.metadata or {}).get("qualname") or m.item.symbol_name),
+                int(m.item.line_start),
+                score(m),
+            )
+            for m in functions
+        ),
+        files_ms=files_ms,
+        functions_ms=functions_ms,
+    )
