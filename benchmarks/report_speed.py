@@ -225,7 +225,11 @@ def semantic_section(results: dict[str, Any]) -> str:
             "client; hits are near-duplicates of stored questions (similarity 0.98), misses "
             "unrelated questions. *Raw* is the single-row index query (`ORDER BY <=> LIMIT 1` "
             "on raw asyncpg, the same knobs as startup settings, no threshold, no counter "
-            "update).",
+            "update). A lookup is one statement on the pool (its knobs set inline); a miss "
+            "costs that statement plus the pool's acquire and release. A hit also bumps "
+            "`hit_count` and `last_accessed`, which the Elixir schema indexes, so the update is "
+            "never HOT: it writes a new row version into every index of the table, the vector "
+            "index included (on HNSW, a graph insertion), which is what a hit costs over a miss.",
             "",
             _table(
                 [
