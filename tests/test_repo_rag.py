@@ -104,9 +104,7 @@ async def test_retrieve_searches_and_counts_the_returned_documents(
     assert len(wiki) == 4 and {m.item.source_type for m in wiki} == {"wiki"}
     close = await atlas.rag.retrieve(vectors[7], k=10, min_similarity=0.99)
     assert [m.item.id for m in close] == [docs[7].id]
-    assert (
-        await atlas.rag.get(docs[7].id)
-    ).access_count == 4  # each of the four retrievals
+    assert (await atlas.rag.get(docs[7].id)).access_count == 4  # each of the four retrievals
     with pytest.raises(InvalidVectorError):
         await atlas.rag.retrieve([1.0, 2.0], k=1)
 
