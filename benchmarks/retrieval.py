@@ -1,0 +1,337 @@
+"""Retrieval quality on the standard library: MRR@10 and recall@5 per search mode and embedder.
+
+    python -m benchmarks.retrieval [--write-docs] [--workers 2] [--rounds 5]
+
+The labeled questions are ``benchmarks/retrieval_queries.json`` (natural-language questions a
+developer would type and identifiers, each with the files and functions that answer it; a
+third of them held out, fixed when the set was written). For each embedder (``hashing``,
+``local``) the stdlib is indexed once, with the demo's exclusions, into a throwaway embedded
+server of its own, timing the whole ``Indexer.index`` call; then every question is asked
+through ``codeatlas.indexer.query.search`` (what ``codeatlas search`` and the demo run):
+
+* file level: the ranked ``files`` (codebase_metadata), relevant if listed for the question;
+* function level: the ranked ``functions`` (code_locations), relevant if (path, qualified
+  name) is listed; only questions with functions count.
+
+MRR@10 is the mean of 1 / rank of the first relevant hit in the top 10 (0 when none);
+recall@5 the mean share of a question's relevant items in the top 5. Text-only search uses
+no embedder: it is measured on the hashing index. Latency: on the hashing index, per
+question, ``search_hybrid`` and ``search_similar`` on codebase_metadata with the same query
+vector, alternating, *rounds* times after a warm-up; p50 of each. ``--write-docs`` replaces
+the "Retrieval quality" section of docs/benchmarks.md (the rest of that file is report.py's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import codeatlas
+from codeatlas.cli.demo import STDLIB_TEST_DIRS
+from codeatlas.config import Settings
+from codeatlas.embedders import embedder
+from codeatlas.indexer import DEFAULT_EXCLUDE_DIRS, Indexer, stdlib_path
+from codeatlas.indexer.query import SearchResult, search
+
+QUERIES: Final = Path(__file__).with_name("retrieval_queries.json")
+DOCS: Final = Path(__file__).parents[1] / "docs" / "benchmarks.md"
+SECTION: Final = "## Retrieval quality"
+EMBEDDERS: Final = ("hashing", "local")
+K: Final = 10
+RECALL_AT: Final = 5
+CODEBASE: Final = "stdlib"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    query: str
+    files: frozenset[str]
+    functions: frozenset[tuple[str, str]]
+    split: str
+
+
+def load_questions(path: Path = QUERIES) -> list[Question]:
+    """Return the labeled questions; a function label matches in any of the question's files."""
+    document = json.loads(path.read_text())
+    questions = []
+    for item in document["questions"]:
+        files = frozenset(item["files"])
+        functions = frozenset((f, name) for f in files for name in item["functions"])
+        questions.append(Question(item["query"], files, functions, item["split"]))
+    return questions
+
+
+def reciprocal_rank(ranked: Sequence[Any], relevant: frozenset[Any]) -> float:
+    for rank, item in enumerate(ranked[:K], 1):
+        if item in relevant:
+            return 1.0 / rank
+    return 0.0
+
+
+def recall(ranked: Sequence[Any], relevant: frozenset[Any], *, distinct: int) -> float:
+    found = {item for item in ranked[:RECALL_AT] if item in relevant}
+    return len(found) / distinct
+
+
+def score(questions: Sequence[Question], results: Sequence[SearchResult]) -> dict[str, Any]:
+    """Return MRR@10 and recall@5 at file and function level over *questions*."""
+    file_rr, file_recall, fn_rr, fn_recall = [], [], [], []
+    for question, result in zip(questions, results, strict=True):
+        files = [f.path for f in result.files]
+        file_rr.append(reciprocal_rank(files, question.files))
+        file_recall.append(recall(files, question.files, distinct=len(question.files)))
+        if question.functions:
+            functions = [(f.path, f.name) for f in result.functions]
+            # a name listed for several files counts once: any of them answers
+            names = {name for _, name in question.functions}
+            fn_rr.append(reciprocal_rank(functions, question.functions))
+            hit_names = {n for p, n in functions[:RECALL_AT] if (p, n) in question.functions}
+            fn_recall.append(len(hit_names) / len(names))
+    return {
+        "questions": len(questions),
+        "file_mrr10": statistics.fmean(file_rr),
+        "file_recall5": statistics.fmean(file_recall),
+        "function_questions": len(fn_rr),
+        "function_mrr10": statistics.fmean(fn_rr) if fn_rr else 0.0,
+        "function_recall5": statistics.fmean(fn_recall) if fn_recall else 0.0,
+    }
+
+
+def warm(root: Path, exclude: Sequence[str]) -> None:
+    """Read every file once, so neither embedder's run pays for a cold page cache."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in exclude]
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                Path(dirpath, name).read_bytes()
+
+
+async def evaluate(
+    name: str, questions: Sequence[Question], workers: int, rounds: int
+) -> dict[str, Any]:
+    """Index the stdlib with embedder *name* on a throwaway server; score every mode on it."""
+    root = stdlib_path()
+    exclude = (*DEFAULT_EXCLUDE_DIRS, *STDLIB_TEST_DIRS)
+    with tempfile.TemporaryDirectory(prefix=f"codeatlas-retrieval-{name}-") as scratch:
+        settings = Settings(data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=4)
+        async with codeatlas.connect(settings=settings) as atlas:
+            small, large = embedder(name, 768), embedder(name, 1536)
+            indexer = Indexer(
+                atlas, embedder=small, file_embedder=large, workers=workers, exclude_dirs=exclude
+            )
+            started = time.perf_counter()
+            report = await indexer.index(root, codebase_id=CODEBASE)
+            seconds = time.perf_counter() - started
+            print(
+                f"{name}: indexed {report.files_indexed} files in {seconds:.1f} s "
+                f"(embed {report.seconds.get('embed', 0):.1f} s)",
+                flush=True,
+            )
+            await missing_labels(atlas, questions)
+            modes: dict[str, dict[str, Any]] = {}
+            for mode in ("vector", "hybrid", *(("text",) if name == "hashing" else ())):
+                results = [
+                    await search(atlas, q.query, CODEBASE, k=K, mode=mode, embedder_name=name)
+                    for q in questions
+                ]
+                modes[mode] = {
+                    split: score(
+                        [q for q in questions if split in ("all", q.split)],
+                        [
+                            r
+                            for q, r in zip(questions, results, strict=True)
+                            if split in ("all", q.split)
+                        ],
+                    )
+                    for split in ("dev", "held_out", "all")
+                }
+            latency = (
+                await latencies(atlas, questions, large, rounds) if name == "hashing" else None
+            )
+    return {
+        "embedder": name,
+        "index_seconds": seconds,
+        "embed_seconds": report.seconds.get("embed", 0.0),
+        "files": report.files_indexed,
+        "rows": report.rows_stored,
+        "modes": modes,
+        "latency": latency,
+    }
+
+
+async def missing_labels(atlas: codeatlas.Atlas, questions: Sequence[Question]) -> None:
+    """Fail when a labeled file or function is not in the index (a label that cannot be hit)."""
+    paths = set((await atlas.codebases.file_stamps(CODEBASE)).keys())
+    for q in questions:
+        gone = q.files - paths
+        if gone:
+            raise SystemExit(f"{q.query!r}: not indexed: {sorted(gone)}")
+        wanted = set(q.functions)
+        if not wanted:
+            continue
+        found: set[tuple[str, str]] = set()
+        cursor: str | None = None
+        while True:
+            page = await atlas.code.locations.list(
+                {"project": CODEBASE, "file_path": sorted(q.files)}, limit=1000, cursor=cursor
+            )
+            found |= {
+                (loc.file_path, str((loc.metadata or {}).get("qualname") or loc.symbol_name))
+                for loc in page.items
+            }
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        names = {name for _, name in wanted}
+        missing = names - {name for path, name in wanted & found}
+        if missing:
+            raise SystemExit(f"{q.query!r}: not indexed as functions: {sorted(missing)}")
+
+
+async def latencies(
+    atlas: codeatlas.Atlas, questions: Sequence[Question], large: Any, rounds: int
+) -> dict[str, float]:
+    """Return p50 ms of search_hybrid and search_similar on codebase_metadata, same vectors."""
+    repo = atlas.codebases
+    where = {"codebase_id": CODEBASE}
+    vectors = await large.embed([q.query for q in questions])
+    hybrid: list[float] = []
+    similar: list[float] = []
+    for round_ in range(rounds + 1):
+        for i, q in enumerate(questions):
+            pair = [("h", hybrid), ("s", similar)]
+            if (i + round_) % 2:
+                pair.reverse()
+            for kind, sink in pair:
+                started = time.perf_counter()
+                if kind == "h":
+                    await repo.search_hybrid(q.query, vectors[i], K, where=where)
+                else:
+                    await repo.search_similar(vectors[i], K, where=where)
+                if round_:  # round 0 warms caches and plans
+                    sink.append((time.perf_counter() - started) * 1000)
+    return {
+        "hybrid_p50_ms": statistics.median(hybrid),
+        "similar_p50_ms": statistics.median(similar),
+        "samples": len(hybrid),
+    }
+
+
+def markdown(runs: list[dict[str, Any]], questions: Sequence[Question], command: str) -> str:
+    """Return the "Retrieval quality" section for docs/benchmarks.md."""
+    by = {r["embedder"]: r for r in runs}
+    dev = sum(q.split == "dev" for q in questions)
+    held = len(questions) - dev
+    rows = []
+    for label, embedder_name, mode in (
+        ("vector-only (baseline), hashing", "hashing", "vector"),
+        ("vector-only, local (wordllama)", "local", "vector"),
+        ("text-only (ts_rank_cd)", "hashing", "text"),
+        ("**hybrid, hashing (default offline)**", "hashing", "hybrid"),
+        ("hybrid, local (wordllama)", "local", "hybrid"),
+    ):
+        if embedder_name not in by:
+            continue
+        m = by[embedder_name]["modes"][mode]
+        cells = [label]
+        for split in ("dev", "held_out", "all"):
+            cells.append(f"{m[split]['file_mrr10']:.3f}")
+        cells.append(f"{m['all']['file_recall5']:.3f}")
+        for split in ("dev", "held_out", "all"):
+            cells.append(f"{m[split]['function_mrr10']:.3f}")
+        cells.append(f"{m['all']['function_recall5']:.3f}")
+        rows.append("| " + " | ".join(cells) + " |")
+    fn_q = runs[0]["modes"]["vector"]["all"]["function_questions"]
+    lines = [
+        SECTION,
+        "",
+        f"Added by `{command}` (not generated by report.py). {len(questions)} labeled "
+        f"questions over CPython {platform.python_version()}'s Lib "
+        f"(`benchmarks/retrieval_queries.json`: "
+        f"natural-language questions and pasted identifiers, each with the files and, for "
+        f"{fn_q} of them, the functions that answer it), split before any run into "
+        f"{dev} dev and {held} held-out questions (every third). The stdlib is indexed once "
+        "per embedder with the demo's exclusions (no test/, tests/, idlelib/) into a throwaway "
+        "embedded server; every question goes through `codeatlas.indexer.query.search`, the "
+        "code path of `codeatlas search` and the demo (k = 10). File level ranks "
+        "codebase_metadata, function level code_locations (functions and methods; a hit is "
+        "the right qualified name in a listed file).",
+        "",
+        "| search | file MRR@10 dev | held-out | all | file recall@5 | "
+        "function MRR@10 dev | held-out | all | function recall@5 |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        *rows,
+        "",
+        "| embedder | files indexed | `Indexer.index` s | embedding s | ratio to hashing |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    base = by["hashing"]["index_seconds"] if "hashing" in by else None
+    for r in runs:
+        ratio = f"{r['index_seconds'] / base:.2f}x" if base else "-"
+        lines.append(
+            f"| {r['embedder']} | {r['files']} | {r['index_seconds']:.1f} | "
+            f"{r['embed_seconds']:.1f} | {ratio} |"
+        )
+    latency = by.get("hashing", {}).get("latency")
+    if latency:
+        lines += [
+            "",
+            f"Latency on the same index (codebase_metadata, {latency['samples']} timed calls "
+            "each, alternating, after a warm-up round): "
+            f"`search_hybrid` p50 {latency['hybrid_p50_ms']:.2f} ms, `search_similar` p50 "
+            f"{latency['similar_p50_ms']:.2f} ms, ratio "
+            f"**{latency['hybrid_p50_ms'] / latency['similar_p50_ms']:.2f}x**.",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    """Replace (or append) the Retrieval quality section of docs/benchmarks.md."""
+    text = DOCS.read_text()
+    start = text.find(SECTION)
+    if start == -1:
+        DOCS.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = text.find("\n## ", start + len(SECTION))
+    rest = "" if end == -1 else text[end:]
+    DOCS.write_text(text[:start] + section + rest)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    questions = load_questions()
+    root = stdlib_path()
+    await asyncio.to_thread(warm, root, (*DEFAULT_EXCLUDE_DIRS, *STDLIB_TEST_DIRS))
+    runs = [await evaluate(name, questions, args.workers, args.rounds) for name in args.embedders]
+    print(json.dumps(runs, indent=1))
+    command = "python -m benchmarks.retrieval --write-docs"
+    section = markdown(runs, questions, command)
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.retrieval")
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--embedders", nargs="+", default=list(EMBEDDERS), choices=EMBEDDERS)
+    args = parser.parse_args(argv)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
