@@ -1,6 +1,7 @@
 """Retrieval quality on the standard library: MRR@10 and recall@5 per search mode and embedder.
 
-    python -m benchmarks.retrieval [--write-docs] [--workers 2] [--rounds 5]
+    python -m benchmarks.retrieval [--write-docs] [--workers 2] [--rounds 5] [--save-json F]
+    python -m benchmarks.retrieval --from-json F [--write-docs]
 
 The labeled questions are ``benchmarks/retrieval_queries.json`` (natural-language questions a
 developer would type and identifiers, each with the files and functions that answer it; a
@@ -294,7 +295,43 @@ def markdown(runs: list[dict[str, Any]], questions: Sequence[Question], command:
             f"{latency['similar_p50_ms']:.2f} ms, ratio "
             f"**{latency['hybrid_p50_ms'] / latency['similar_p50_ms']:.2f}x**.",
         ]
-    lines.append("")
+    if "hashing" in by:
+        hybrid = by["hashing"]["modes"]["hybrid"]["all"]["file_mrr10"]
+        vector = by["hashing"]["modes"]["vector"]["all"]["file_mrr10"]
+        held = by["hashing"]["modes"]["hybrid"]["held_out"]["file_mrr10"]
+        lines += [
+            "",
+            "Targets: file-level MRR@10 of hybrid search with the default offline setup "
+            f"(hashing) **{hybrid:.3f}** on all questions ({held:.3f} held out) against the "
+            f"target 0.85: {'met' if hybrid >= 0.85 else 'missed'}; vector-only with the "
+            f"same embedder (the baseline) {vector:.3f}, so hybrid is {hybrid - vector:+.3f}.",
+        ]
+        if "local" in by:
+            ratio = by["local"]["index_seconds"] / by["hashing"]["index_seconds"]
+            lines[-1] += (
+                f" Indexing with the local model took {ratio:.2f}x the time with hashing "
+                f"(target under 2x: {'met' if ratio < 2 else 'missed'})."
+            )
+        if latency:
+            ratio = latency["hybrid_p50_ms"] / latency["similar_p50_ms"]
+            lines[-1] += (
+                f" Hybrid p50 {ratio:.2f}x search_similar's (target within 1.5x: "
+                f"{'met' if ratio <= 1.5 else 'missed'} on this small table)."
+            )
+    lines += [
+        "",
+        "Hybrid file ranking (`codeatlas.indexer.query`) fuses, by RRF, the file's own "
+        "`search_hybrid` rank on codebase_metadata with the `search_hybrid` rank of its best "
+        "chunk in code_embeddings (its module docstring and code), the chunk at weight 0.5: "
+        "the one knob chosen on the dev questions (weights 1.0 / 0.5 / none gave dev file "
+        "MRR@10 0.82 / 0.86 / 0.76 with hashing), never per question; the held-out column is "
+        "the figure that was not looked at while choosing. Vector-only and text-only are the "
+        "single `search_similar` / `search_text` calls on codebase_metadata. Function-level "
+        "figures are low for every mode: a question's words rarely name the method (\"read "
+        'and write zip archives" is labeled `ZipFile.read`, `ZipFile.write`, '
+        "`ZipFile.open`), and the held-out third happens to be harder there.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -312,11 +349,21 @@ def write_docs(section: str) -> None:
 
 async def main_async(args: argparse.Namespace) -> None:
     questions = load_questions()
+    command = "python -m benchmarks.retrieval --write-docs"
+    if args.from_json:
+        # re-render the section from a saved run (the JSON this prints), without indexing
+        saved = await asyncio.to_thread(Path(args.from_json).read_text)
+        section = markdown(json.loads(saved), questions, command)
+        print(section)
+        if args.write_docs:
+            write_docs(section)
+        return
     root = stdlib_path()
     await asyncio.to_thread(warm, root, (*DEFAULT_EXCLUDE_DIRS, *STDLIB_TEST_DIRS))
     runs = [await evaluate(name, questions, args.workers, args.rounds) for name in args.embedders]
     print(json.dumps(runs, indent=1))
-    command = "python -m benchmarks.retrieval --write-docs"
+    if args.save_json:
+        await asyncio.to_thread(Path(args.save_json).write_text, json.dumps(runs, indent=1))
     section = markdown(runs, questions, command)
     print(section)
     if args.write_docs:
@@ -328,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--save-json", metavar="FILE", help="also write the runs' figures here")
+    parser.add_argument("--from-json", metavar="FILE", help="render a saved run; index nothing")
     parser.add_argument("--embedders", nargs="+", default=list(EMBEDDERS), choices=EMBEDDERS)
     args = parser.parse_args(argv)
     asyncio.run(main_async(args))
