@@ -121,6 +121,10 @@ class Api:
                 payload = json.dumps({"object": "list", "data": data}).encode()
             elif action == "malformed":
                 payload = b'{"data": [{"index": 0, "embedding": "not numbers"'
+            elif action == "truncated":  # promises 1000 bytes, sends 10, hangs up
+                writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{"data": [')
+                await writer.drain()
+                return
             else:
                 status, extra = action[1], action[2] if len(action) > 2 else {}
                 error = {"error": {"message": f"no ({KEY} is not welcome)", "type": "x"}}
@@ -225,6 +229,9 @@ async def test_api_slow_answer_times_out_then_retries(api: Api) -> None:
 
 
 async def test_api_malformed_body_is_an_embedder_error(api: Api) -> None:
+    api.script = ["truncated"]  # a connection cut mid-answer is retried
+    assert (await client(api).embed(["x"])).shape == (1, 768)
+    assert len(api.requests) == 2
     api.script = ["malformed"]
     with pytest.raises(EmbedderError, match="malformed") as caught:
         await client(api).embed(["x"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.client
 import json
 import logging
 import math
@@ -278,7 +279,11 @@ class OpenAIEmbedder:
         request = urllib.request.Request(self._url, data=payload, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data: bytes = response.read(_MAX_RESPONSE + 1)
+                declared = response.headers.get("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > _MAX_RESPONSE:
+                    raise EmbedderError(f"embedding response from {self._shown_url} is too large")
+                # read() without a size raises IncompleteRead when the body is cut short
+                data: bytes = response.read()
         except urllib.error.HTTPError as exc:
             status = exc.code
             detail = self._detail(exc)
@@ -290,7 +295,8 @@ class OpenAIEmbedder:
             raise EmbedderError(
                 f"embedding request to {self._shown_url} refused: {message}", status=status
             ) from None
-        except (urllib.error.URLError, OSError) as exc:  # refused, reset, DNS, socket timeout
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # refused, reset, DNS, socket timeout, a truncated or garbled answer
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise _Retryable(f"connection failed: {self._scrub(str(reason))}", None, None) from None
         if len(data) > _MAX_RESPONSE:

@@ -41,6 +41,11 @@ _FUNCTION_KINDS: Final = ["function", "method"]
 #: (chosen on the dev questions of benchmarks/retrieval_queries.json, never per question:
 #: weights 1.0 / 0.5 / 0 gave file MRR@10 0.82 / 0.86 / 0.76 there with the hashing index)
 _RRF_K: Final = 60
+# the chunk search filters on code_file_id: the codebase's file ids, and their paths
+_FILE_IDS: Final = """
+SELECT id, file_path
+  FROM code_files
+ WHERE project_name = $1"""
 _CHUNK_WEIGHT: Final = 0.5
 # the recorded embedder's name -> the name ``embedder()`` builds it by
 _KNOWN: Final = {"hashing": "hashing", "wordllama-l2_supercat-256": "local"}
@@ -141,8 +146,7 @@ async def _hybrid_files(
     files = await atlas.codebases.search_hybrid(
         query, large_vec, max(2 * k, 20), where={"codebase_id": codebase_id}
     )
-    inventory = await atlas.code.inventory(codebase_id)
-    paths = {row.id: path for path, row in inventory.items()}
+    paths = {r["id"]: r["file_path"] for r in await atlas.executor.fetch(_FILE_IDS, codebase_id)}
     chunks = (
         await atlas.code.embeddings.search_hybrid(
             query, small_vec, max(5 * k, 50), where={"code_file_id": list(paths)}
