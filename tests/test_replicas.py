@@ -123,7 +123,10 @@ async def test_reads_and_searches_are_served_by_the_standby(
     assert len(page.items) == 10
     assert (await atlas.vector_search.get(page.items[0].id)).id == page.items[0].id
     assert await atlas.vector_search.exists({"codebase_id": "route"})
-    assert atlas.routing.replica_reads == before + 8
+    hybrid = await atlas.vector_search.search_hybrid("src/file_3.py", vectors[3], 5)
+    assert hybrid[0].item.file_path == "src/file_3.py"
+    await atlas.vector_search.search_text("src/file_3.py", 5)
+    assert atlas.routing.replica_reads == before + 10
     assert atlas.routing.fallbacks == 0
 
 

@@ -300,7 +300,7 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
             first_param=2 + len(params),
             include_embedding=include_embedding,
         )
-        records = await self._executor.fetch(sql, k, *params, query, 1.0, DEFAULT_RRF_K, k)
+        records = await self._executor.fetch_read(sql, k, *params, query, 1.0, DEFAULT_RRF_K, k)
         return [
             Match(m.item, 0.0, text_rank=m.text_rank, text_score=m.text_score, score=m.text_score)
             for m in self._fused_matches(records)
@@ -352,7 +352,7 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
                 include_embedding=include_embedding,
             )
             arguments = [candidates, *params, query, weight_text, rrf_k, k]
-            return self._fused_matches(await self._executor.fetch(sql, *arguments))
+            return self._fused_matches(await self._executor.fetch_read(sql, *arguments))
         chosen_probes = await self._probes(probes)
         vector_sql, params, _ = self._prepare(
             where, None, False, batched=False, exact=False, knob=chosen_probes
@@ -369,6 +369,6 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
         else:
             arguments = [vector, candidates, *params, query, weight_vector, weight_text, rrf_k, k]
         knobs = self._knobs(chosen_probes, False, candidates)
-        async with self._executor.with_settings(knobs) as tx:
-            records = await tx.fetch(sql, *arguments)
+        # like search_similar: the knobs apply to this statement alone; a replica serves it
+        records = await self._executor.fetch_read(sql, *arguments, settings=knobs)
         return self._fused_matches(records)
