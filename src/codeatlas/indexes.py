@@ -100,6 +100,9 @@ _DRIFT_FACTOR: Final = 2.0
 #: ...or the index was built on fewer rows than this while the table now has more.
 _NEARLY_EMPTY: Final = 1000
 _MB: Final = 1024 * 1024
+#: Seconds an index build may take. Not ``command_timeout`` (60 s by default), which an
+#: HNSW build of a large table outlasts (asyncpg reads ``timeout=None`` as that default).
+_BUILD_TIMEOUT: Final = 7 * 24 * 3600.0
 
 _INDEX_FACTS: Final = """
 SELECT i.indisvalid                            AS valid,
@@ -565,10 +568,10 @@ class Indexes:
                 )
                 try:
                     if concurrently:
-                        await connection.execute(build, timeout=None)
+                        await connection.execute(build, timeout=_BUILD_TIMEOUT)
                     async with connection.transaction():
                         if not concurrently:
-                            await connection.execute(build, timeout=None)
+                            await connection.execute(build, timeout=_BUILD_TIMEOUT)
                         # the swap: two renames, so a reader finds a valid index under the
                         # name at every moment (the old one until the commit, then the new)
                         await connection.execute("SET LOCAL lock_timeout = '30s'")
