@@ -161,7 +161,8 @@ def _recall_vs_qps(dim: str, search: dict[str, Any], path: Path) -> None:
 
 def _latency(results: dict[str, Any], path: Path) -> None:
     dims = sorted(results["search"], key=int)
-    figure, axes = plt.subplots(1, len(dims), figsize=(6.5 * len(dims), 4.6))
+    figure, grid = plt.subplots(1, len(dims), figsize=(6.5 * len(dims), 4.6), squeeze=False)
+    axes = list(grid[0])
     for axis, dim in zip(axes, dims, strict=True):
         search = results["search"][dim]
         for name in IMPLEMENTATIONS:
