@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
+import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SUPPORTED_DIMENSIONS", "Embedder", "embedder_stamp", "pad_rows"]
+from ..errors import InvalidInputError
+
+__all__ = ["SUPPORTED_DIMENSIONS", "Embedder", "embed_checked", "embedder_stamp", "pad_rows"]
 
 #: The vector widths of codeatlas' tables (``vector(768)`` and ``vector(1536)`` columns).
 SUPPORTED_DIMENSIONS: Final = (768, 1536)
+#: Batches with at least this many characters are embedded in a worker thread.
+THREAD_MIN_CHARS: Final = 20_000
 
 
 @runtime_checkable
@@ -54,3 +59,22 @@ def pad_rows(vectors: npt.NDArray[np.floating[Any]], dimensions: int) -> npt.NDA
     out = np.zeros((rows.shape[0], dimensions), dtype=np.float32)
     np.divide(rows, norms, out=out[:, : rows.shape[1]], where=norms > 0)
     return out
+
+
+async def embed_checked(
+    texts: Sequence[str], embed_sync: Callable[[list[str]], npt.NDArray[np.float32]]
+) -> npt.NDArray[np.float32]:
+    """Check *texts* and run the local *embed_sync* on them, in a worker thread when large.
+
+    What every in-process embedder's ``embed`` does around its own computation.
+    """
+    if isinstance(texts, str):
+        raise InvalidInputError("embed takes a sequence of texts, not one str")
+    batch = list(texts)
+    for text in batch:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"embed takes str items, got {type(text).__name__}")
+    if sum(map(len, batch)) >= THREAD_MIN_CHARS:
+        vectors: npt.NDArray[np.float32] = await anyio.to_thread.run_sync(embed_sync, batch)
+        return vectors
+    return embed_sync(batch)

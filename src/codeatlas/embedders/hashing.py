@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Final, Generic, TypeVar
 
-import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidInputError
-from .base import SUPPORTED_DIMENSIONS
+from .base import SUPPORTED_DIMENSIONS, embed_checked
 
 __all__ = ["HashingEmbedder", "tokenize"]
 
@@ -42,8 +41,6 @@ _EMPTY_TOKEN: Final = "<empty>"
 _TRIGRAM_WEIGHT: Final = 0.5
 _BIGRAM_WEIGHT: Final = 0.5
 _MIN_TRIGRAM_TOKEN: Final = 4
-# Inputs at least this large are embedded in a worker thread, not on the event loop.
-_THREAD_MIN_CHARS: Final = 20_000
 # Documents and characters per numpy pass: bound the temporary arrays (tens of MB).
 _BLOCK_DOCS: Final = 2048
 _BLOCK_CHARS: Final = 1 << 20
@@ -230,18 +227,7 @@ class HashingEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return one unit float32 row per text; large batches run in a worker thread."""
-        if isinstance(texts, str):
-            raise InvalidInputError("embed takes a sequence of texts, not one str")
-        texts = list(texts)
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidInputError(f"embed takes str items, got {type(text).__name__}")
-        if sum(map(len, texts)) >= _THREAD_MIN_CHARS:
-            vectors: npt.NDArray[np.float32] = await anyio.to_thread.run_sync(
-                self.embed_sync, texts
-            )
-            return vectors
-        return self.embed_sync(texts)
+        return await embed_checked(texts, self.embed_sync)
 
     def embed_sync(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return what ``embed`` returns, computed in the calling thread."""

@@ -23,12 +23,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmbedderError, InvalidInputError
-from .base import SUPPORTED_DIMENSIONS, pad_rows
+from .base import SUPPORTED_DIMENSIONS, embed_checked, pad_rows
 
 __all__ = ["MODEL_DIMENSIONS", "WordLlamaEmbedder"]
 
@@ -40,8 +39,6 @@ _TOKENIZER: Final = f"tokenizers/{_CONFIG}_tokenizer_config.json"
 _TENSOR: Final = "embedding.weight"
 # Texts per tokenizer call: bounds the token lists held at once.
 _BATCH: Final = 512
-# Below this many characters the embedding runs on the event loop (a thread hop costs more).
-_THREAD_MIN_CHARS: Final = 20_000
 
 
 class _Model:
@@ -138,18 +135,7 @@ class WordLlamaEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return one unit float32 row per text; large batches run in a worker thread."""
-        if isinstance(texts, str):
-            raise InvalidInputError("embed takes a sequence of texts, not one str")
-        texts = list(texts)
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidInputError(f"embed takes str items, got {type(text).__name__}")
-        if sum(map(len, texts)) >= _THREAD_MIN_CHARS:
-            vectors: npt.NDArray[np.float32] = await anyio.to_thread.run_sync(
-                self.embed_sync, texts
-            )
-            return vectors
-        return self.embed_sync(texts)
+        return await embed_checked(texts, self.embed_sync)
 
     def embed_sync(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return what ``embed`` returns, computed in the calling thread."""
