@@ -11,14 +11,7 @@ import pytest
 import codeatlas
 from codeatlas.errors import InvalidInputError, InvalidVectorError
 from codeatlas.models import VectorSearchCreate
-
-Vectors = npt.NDArray[np.float32]
-
-
-def unit_rows(count: int, dim: int, seed: int) -> Vectors:
-    rows = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows
+from fixtures.data import Vectors, unit_rows
 
 
 def content(codebase: str, i: int, vector: npt.NDArray[np.float32]) -> VectorSearchCreate:

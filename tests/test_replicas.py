@@ -13,33 +13,14 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 import codeatlas
 from codeatlas._routing import parse_lsn
 from codeatlas.errors import ConfigurationError, ReadOnlyServerError
-from codeatlas.models import VectorSearchCreate
+from fixtures.data import chunk, unit_rows
 from fixtures.replication import DATABASE, Replicated
 from fixtures.telemetry import Telemetry
-
-Vectors = npt.NDArray[np.float32]
-
-
-def unit_rows(count: int, dim: int, seed: int) -> Vectors:
-    rows = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows
-
-
-def chunk(codebase: str, i: int, vector: Vectors) -> VectorSearchCreate:
-    return VectorSearchCreate(
-        codebase_id=codebase,
-        file_path=f"src/file_{i}.py",
-        content_type="function",
-        content=f"def f{i}(): ...",
-        vector_embedding=vector,
-    )
 
 
 async def caught_up(pair: Replicated) -> None:

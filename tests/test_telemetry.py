@@ -6,33 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
 import codeatlas
 from codeatlas import telemetry as codeatlas_telemetry
 from codeatlas.errors import NotFoundError
-from codeatlas.models import VectorSearchCreate
+from fixtures.data import chunk, unit_rows
 from fixtures.telemetry import Telemetry
-
-Vectors = npt.NDArray[np.float32]
-
-
-def unit_rows(count: int, dim: int, seed: int) -> Vectors:
-    rows = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows
-
-
-def chunk(codebase: str, i: int, vector: Vectors) -> VectorSearchCreate:
-    return VectorSearchCreate(
-        codebase_id=codebase,
-        file_path=f"src/file_{i}.py",
-        content_type="function",
-        content=f"secret content {i}",
-        vector_embedding=vector,
-    )
 
 
 def scalar_attributes(span: object) -> dict[str, object]:
@@ -46,7 +26,9 @@ async def test_a_search_span_follows_the_database_conventions(
     atlas: codeatlas.Atlas, telemetry: Telemetry, migrated_dsn: str
 ) -> None:
     vectors = unit_rows(30, 1536, seed=1)
-    await atlas.vector_search.insert_many([chunk("a", i, v) for i, v in enumerate(vectors)])
+    await atlas.vector_search.insert_many(
+        [chunk("a", i, v, content=f"secret content {i}") for i, v in enumerate(vectors)]
+    )
     telemetry.spans.clear()
     hits = await atlas.vector_search.search_similar(vectors[2], 5, probes=7)
     assert len(hits) == 5
@@ -71,7 +53,9 @@ async def test_cache_hits_and_misses_are_attributes(
     atlas: codeatlas.Atlas, telemetry: Telemetry
 ) -> None:
     vectors = unit_rows(20, 1536, seed=2)
-    await atlas.vector_search.insert_many([chunk("a", i, v) for i, v in enumerate(vectors)])
+    await atlas.vector_search.insert_many(
+        [chunk("a", i, v, content=f"secret content {i}") for i, v in enumerate(vectors)]
+    )
     question = unit_rows(1, 768, seed=3)[0]
     await atlas.semantic_cache.store("q?", question, "a.", model="m")
     telemetry.spans.clear()
@@ -109,7 +93,9 @@ async def test_writes_and_reads_make_spans_and_searches_feed_the_histogram(
     atlas: codeatlas.Atlas, telemetry: Telemetry
 ) -> None:
     vectors = unit_rows(10, 1536, seed=4)
-    count = await atlas.vector_search.insert_many([chunk("h", i, v) for i, v in enumerate(vectors)])
+    count = await atlas.vector_search.insert_many(
+        [chunk("h", i, v, content=f"secret content {i}") for i, v in enumerate(vectors)]
+    )
     page = await atlas.vector_search.list(limit=4)
     for vector in vectors[:3]:
         await atlas.vector_search.search_similar(vector, 2)
