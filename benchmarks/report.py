@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import report_speed
+from .sections import bounds, standalone
 
 __all__ = ["key_figures", "print_summary", "render"]
 
@@ -678,7 +679,16 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         report_speed.settings_section(results),
     ]
     path = out / "benchmarks.md"
-    path.write_text("\n".join(sections).rstrip() + "\n")
+    page = "\n".join(sections).rstrip() + "\n"
+    # the sections other benchmark scripts own (benchmarks.sections) survive regeneration:
+    # in place of report.py's section of the same title, else after the generated ones
+    for title, section in standalone(path).items():
+        found = bounds(page, title)
+        if found is None:
+            page = page.rstrip("\n") + "\n\n" + section
+        else:
+            page = page[: found[0]] + section + "\n" + page[found[1] :]
+    path.write_text(page.rstrip("\n") + "\n")
     written.insert(0, path)
     return written
 
