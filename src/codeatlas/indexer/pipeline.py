@@ -1,8 +1,9 @@
 """``Indexer``: the stages of an indexing run, in order, sharing one report.
 
-scan -> changes -> parse -> embed -> write -> graph -> snapshot -> maintenance. Each stage is
-a function of its own module with plain inputs and outputs; this module only sequences them,
-times them and reports progress.
+lock -> scan -> changes -> parse -> embed -> write -> graph -> snapshot -> maintenance. Each
+stage is a function of its own module with plain inputs and outputs; this module only
+sequences them, times them and reports progress. The lock (``lock.py``) is held from before
+the scan until the run ends, so two runs on one codebase never interleave.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from ..atlas import Atlas
 from ..embedders import Embedder, HashingEmbedder, embedder_stamp
 from ..errors import InvalidInputError
 from ..models import AnalysisStatus, CodebaseMetadata
+from ..models._types import check_text
 from .changes import Changes, detect_changes
 from .embed import check_embedder, embed_batch
 from .graph import Graphs, _all, build_graphs, dependency_counts, graph_stamp, write_graphs
+from .lock import CodebaseLock, check_lock_timeout, codebase_lock
 from .maintenance import rebuild_indexes, vacuum
 from .parse import parse
 from .report import STAGES, FileNote, IndexReport, Progress, ProgressCallback, SkippedFile
@@ -75,6 +78,12 @@ class Indexer:
     both default to ``HashingEmbedder``. *workers* processes parse (0 or 1: this process).
     *exclude_dirs* are directory names never entered; files larger than *max_file_size*
     bytes are skipped. *on_progress* receives a ``Progress`` for every step.
+
+    One run per codebase at a time: a run that finds another indexing the same codebase
+    (in any process) waits for it to finish, then indexes what is still out of date;
+    *lock_timeout* bounds that wait in seconds (None, the default: no bound; 0: do not
+    wait), after which ``LockNotAvailableError`` (retryable) is raised. A run holds one
+    pool connection for its whole duration, so the pool needs at least two.
     """
 
     def __init__(
@@ -90,6 +99,7 @@ class Indexer:
         follow_symlinks: bool = False,
         batch_files: int = DEFAULT_BATCH_FILES,
         maintain_indexes: bool = True,
+        lock_timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         if isinstance(exclude_dirs, str) or isinstance(include, str):
@@ -108,13 +118,33 @@ class Indexer:
         self.follow_symlinks = follow_symlinks
         self.batch_files = batch_files
         self.maintain_indexes = maintain_indexes
+        self.lock_timeout = check_lock_timeout(lock_timeout)
         self.on_progress = on_progress
 
     async def index(self, path: Path | str, *, codebase_id: str | None = None) -> IndexReport:
         """Index the tree at *path* as *codebase_id* (default: derived from the path)."""
         root = await asyncio.to_thread(_directory, Path(path))
-        run = _Run(self, root, codebase_id or default_codebase_id(root))
-        return await run.execute()
+        cid = codebase_id or default_codebase_id(root)
+        check_text(cid, field="codebase_id")
+        if len(cid) > 255:
+            raise InvalidInputError(f"codebase_id: at most 255 characters, got {len(cid)}")
+        run = _Run(self, root, cid)
+        started = time.perf_counter()
+        waited = False
+
+        def waiting(holder: str) -> None:
+            nonlocal waited
+            waited = True
+            run.emit("lock", 0, 1, f"waiting for another indexer ({holder})")
+
+        async with codebase_lock(
+            self.atlas, cid, timeout=self.lock_timeout, on_wait=waiting
+        ) as lock:
+            run.lock = lock
+            run.seconds["lock"] = time.perf_counter() - started
+            if waited:
+                run.emit("lock", 1, 1)
+            return await run.execute()
 
 
 class _Run:
@@ -127,6 +157,7 @@ class _Run:
         self.codebase_id = codebase_id
         self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.done = Written()
+        self.lock: CodebaseLock | None = None
         # which embedders make this run's vectors: recorded per row, compared per file
         self.stamps = {
             "embedder": embedder_stamp(indexer.embedder),
@@ -144,6 +175,11 @@ class _Run:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    async def held(self) -> None:
+        """Stop the run if its codebase lock was lost (see ``CodebaseLock.check``)."""
+        if self.lock is not None:
+            await self.lock.check()
 
     async def execute(self) -> IndexReport:
         started = time.perf_counter()
@@ -218,6 +254,7 @@ class _Run:
         known = set(stamps) | set(stored)
         removed = sorted({*changes.removed, *(s.path for s in parsed.skipped if s.path in known)})
         with self.stage("write"):
+            await self.held()
             keep = sorted(set(stamps) - set(removed))
             self.done.add(await remove_files(atlas, cid, removed, keep=keep))
 
@@ -317,6 +354,7 @@ class _Run:
             with self.stage("embed"):
                 vectors = await embed_batch(batch, small=ix.embedder, large=ix.file_embedder)
             with self.stage("write"):
+                await self.held()
                 rows: list[FileRows] = []
                 for i, a in enumerate(batch):
                     file_id: UUID = stored[a.path].id if a.path in stored else uuid4()
@@ -372,6 +410,7 @@ class _Run:
         """Rebuild the graph unless its stamp says it was built from the files as they are."""
         atlas, cid = self.atlas, self.codebase_id
         with self.stage("graph"):
+            await self.held()
             stamps = await atlas.codebases.file_stamps(cid)
             digest = graph_stamp(stamps, prefix)
             if state.get("graph") == digest and state.get("module_prefix") == prefix:

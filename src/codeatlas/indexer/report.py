@@ -17,6 +17,7 @@ __all__ = [
 
 #: The pipeline's stages, in run order (``IndexReport.seconds`` keys, ``Progress.stage``).
 STAGES: Final = (
+    "lock",
     "scan",
     "changes",
     "parse",
@@ -48,7 +49,8 @@ class FileNote:
 class Progress:
     """One progress update: *done* of *total* (None: unknown) items of *stage*.
 
-    *detail* names the part of the stage (a table for ``write`` and ``maintenance``).
+    *detail* names the part of the stage (a table for ``write`` and ``maintenance``; for
+    ``lock``, reported only when another run holds the codebase, who holds it).
     """
 
     stage: str
