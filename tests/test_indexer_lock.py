@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 import codeatlas
@@ -183,6 +184,30 @@ async def test_a_run_whose_lock_connection_dies_stops_and_the_next_run_converges
     assert report.files_indexed + report.files_unchanged == FILES
     assert await stored(atlas, "lost") == await stored(atlas, "solo")
     assert rows(report) == rows(solo)
+
+
+async def test_the_held_lock_holds_no_snapshot_so_index_builds_go_on(
+    atlas: codeatlas.Atlas, migrated_dsn: str
+) -> None:
+    # CREATE INDEX CONCURRENTLY waits for every transaction with an older snapshot, and the
+    # run's own index maintenance builds that way while the run holds the lock
+    async with codebase_lock(atlas, "snap") as held:
+        await held.check()
+        async with atlas.executor.acquire() as connection:
+            pid = await connection.fetchval(_LOCK_PID, INDEXER_LOCK_CLASS, "snap")
+            xmin = await connection.fetchval(
+                "SELECT backend_xmin::text FROM pg_stat_activity WHERE pid = $1", pid
+            )
+        assert pid is not None and xmin is None
+        direct = await asyncpg.connect(migrated_dsn)
+        try:
+            build = direct.execute(
+                "CREATE INDEX CONCURRENTLY lock_test_idx ON codebase_registry (codebase_name)"
+            )
+            await asyncio.wait_for(build, 60)  # a hang guard: it waits on nothing
+            assert await direct.fetchval("SELECT to_regclass('lock_test_idx')::text")
+        finally:
+            await direct.close()
 
 
 async def test_bad_lock_options_and_ids_are_refused_before_sql(
