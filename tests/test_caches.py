@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -124,6 +127,23 @@ async def test_expired_entries_are_searched_again(atlas: codeatlas.Atlas, filled
     assert await cache_rows(atlas) == 5
 
 
+async def stored_counters(atlas: codeatlas.Atlas, query: str) -> tuple[int, Any]:
+    """Return (hit_count, last_accessed) as semantic_cache itself stores them."""
+    row = await atlas.executor.fetchrow(
+        "SELECT hit_count, last_accessed FROM semantic_cache WHERE query = $1", query
+    )
+    assert row is not None
+    return int(row["hit_count"]), row["last_accessed"]
+
+
+async def pending_hits(atlas: codeatlas.Atlas) -> dict[str, int]:
+    rows = await atlas.executor.fetch(
+        "SELECT s.query, h.hits FROM codeatlas_semantic_cache_hits AS h"
+        " LEFT JOIN semantic_cache AS s ON s.id = h.entry_id"
+    )
+    return {str(r["query"]): int(r["hits"]) for r in rows}
+
+
 async def test_semantic_cache_lookup_threshold_and_counters(atlas: codeatlas.Atlas) -> None:
     cache = atlas.semantic_cache
     vectors = unit_rows(3, 768, seed=5)
@@ -138,12 +158,130 @@ async def test_semantic_cache_lookup_threshold_and_counters(atlas: codeatlas.Atl
     assert hit.similarity == pytest.approx(
         float(near @ vectors[0] / np.linalg.norm(near)), abs=1e-5
     )
-    assert hit.item.hit_count == 1
+    assert hit.item.hit_count == 1 and hit.item.last_accessed is not None
     assert (await cache.lookup(near, threshold=0.95)).item.hit_count == 2  # type: ignore[union-attr]
 
     assert await cache.lookup(vectors[2], threshold=0.95) is None  # nothing that similar
     assert await cache.lookup(near, threshold=0.95, model="other") is None
-    assert (cache.stats.hits - before[0], cache.stats.misses - before[1]) == (2, 2)
+    assert await cache.lookup(near, threshold=0.95, model="m1") is not None
+    assert (cache.stats.hits - before[0], cache.stats.misses - before[1]) == (3, 2)
+
+    # the hits are pending: the entry's row is untouched until a flush, the view counts them
+    assert await stored_counters(atlas, "how do I parse args?") == (0, None)
+    assert await pending_hits(atlas) == {"how do I parse args?": 3}
+    usage = await atlas.executor.fetchrow(
+        "SELECT u.hit_count, u.last_accessed FROM codeatlas_semantic_cache_usage AS u"
+        " JOIN semantic_cache AS s USING (id) WHERE s.query = 'how do I parse args?'"
+    )
+    assert usage is not None and usage["hit_count"] == 3 and usage["last_accessed"] is not None
+    assert await cache.flush_hits() == 1
+    count, accessed = await stored_counters(atlas, "how do I parse args?")
+    assert count == 3 and accessed == usage["last_accessed"]
+    assert await stored_counters(atlas, "how do I zip files?") == (0, None)
+    assert await pending_hits(atlas) == {}
+    assert await cache.flush_hits() == 0
+    # after a flush the count goes on from the stored total
+    assert (await cache.lookup(near, threshold=0.95)).item.hit_count == 4  # type: ignore[union-attr]
+    # reads of the row show the stored count: the latest hit is pending again
+    stored = await cache.get(hit.item.id)
+    assert stored is not None and stored.hit_count == 3
+
+
+async def test_semantic_cache_lookup_counts_on_a_side_row_never_on_the_entry(
+    atlas: codeatlas.Atlas,
+) -> None:
+    cache = atlas.semantic_cache
+    vectors = unit_rows(40, 768, seed=12)
+    for i, vector in enumerate(vectors):
+        await cache.store(f"q{i}", vector, f"a{i}", model="m")
+    await atlas.executor.execute("ANALYZE semantic_cache")
+    knob = await cache._probes(None)
+    settings = cache._knobs(knob, exact=False, k=1) | {"synchronous_commit": "off"}
+    sql = cache._lookup_sql(knob, inline=tuple(settings))
+    plan = await atlas.executor.fetchval(
+        f"EXPLAIN (FORMAT JSON) {sql}", vectors[3], 0.05, "m", *settings.values()
+    )
+    nodes: list[dict[str, Any]] = []
+    stack = [(json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(node.get("Plans", []))
+    writes = [
+        (n["Operation"], n["Relation Name"]) for n in nodes if n["Node Type"] == "ModifyTable"
+    ]
+    assert writes == [("Insert", "codeatlas_semantic_cache_hits")]
+    scans = {n.get("Index Name") for n in nodes if n["Node Type"] == "Index Scan"}
+    assert "idx_semantic_cache_query_embedding_vector" in scans
+    assert not any(n["Node Type"] in {"Seq Scan", "Sort"} for n in nodes)
+
+    updates = await atlas.executor.fetchval(
+        "SELECT xmin::text FROM semantic_cache WHERE query = 'q3'"
+    )
+    for _ in range(3):
+        assert (await cache.lookup(vectors[3], 0.99, model="m")) is not None
+    # the entry's row version is the one store wrote: no update, no new index entries
+    assert (
+        await atlas.executor.fetchval("SELECT xmin::text FROM semantic_cache WHERE query = 'q3'")
+        == updates
+    )
+    assert await pending_hits(atlas) == {"q3": 3}
+    # inside a caller's transaction (the savepoint path) hits count alike
+    async with atlas.transaction() as tx:
+        found = await tx.semantic_cache.lookup(vectors[3], 0.99, model="m")
+        assert found is not None and found.item.hit_count == 4
+        assert await tx.semantic_cache.lookup(-vectors[3], 0.99) is None
+    assert await pending_hits(atlas) == {"q3": 4}
+
+
+async def test_semantic_cache_concurrent_hits_and_flushes_lose_no_count(
+    atlas: codeatlas.Atlas,
+) -> None:
+    cache = atlas.semantic_cache
+    vectors = unit_rows(2, 768, seed=21)
+    await cache.store("popular", vectors[0], "a")
+    await cache.store("other", vectors[1], "b")
+
+    async def hit() -> int:
+        found = await cache.lookup(vectors[0], 0.99)
+        assert found is not None and found.item.query == "popular"
+        return int(found.item.hit_count or 0)
+
+    counts = await asyncio.gather(*(hit() for _ in range(30)))
+    # each hit saw its own increment: the side row's upsert serialises them
+    assert sorted(counts) == list(range(1, 31))
+    # hits racing flushes: every hit lands either in a flush or in the pending row
+    results = await asyncio.gather(
+        *(hit() for _ in range(30)), *(cache.flush_hits() for _ in range(5))
+    )
+    assert all(isinstance(r, int) for r in results)
+    await cache.flush_hits()
+    assert (await stored_counters(atlas, "popular"))[0] == 60
+    assert await pending_hits(atlas) == {}
+    assert (await stored_counters(atlas, "other"))[0] == 0
+
+
+async def test_semantic_cache_pending_hits_of_gone_entries_are_dropped(
+    atlas: codeatlas.Atlas,
+) -> None:
+    cache = atlas.semantic_cache
+    vectors = unit_rows(3, 768, seed=33)
+    await cache.store("expiring", vectors[0], "x", ttl=timedelta(hours=1))
+    await cache.store("deleted", vectors[1], "y")
+    await cache.store("kept", vectors[2], "z")
+    for vector in vectors:
+        assert await cache.lookup(vector, 0.99) is not None
+    await atlas.executor.execute(
+        "UPDATE semantic_cache SET inserted_at = inserted_at - interval '2 hours'"
+        " WHERE query = 'expiring'"
+    )
+    assert await cache.expire() == 1
+    assert set(await pending_hits(atlas)) == {"deleted", "kept"}
+    # deleted behind the cache's back (as the Elixir application may): the flush drops it
+    await atlas.executor.execute("DELETE FROM semantic_cache WHERE query = 'deleted'")
+    assert await cache.flush_hits() == 1
+    assert await pending_hits(atlas) == {}
+    assert (await stored_counters(atlas, "kept"))[0] == 1
 
 
 async def test_semantic_cache_expiry_and_bounded_size(atlas: codeatlas.Atlas) -> None:
@@ -169,6 +307,8 @@ async def test_semantic_cache_expiry_and_bounded_size(atlas: codeatlas.Atlas) ->
     assert len(queries) == 5
     assert "q1" in queries and "q6" in queries
     assert "q2" not in queries  # the least recently used entry went
+    # q1's hit was pending (never flushed): eviction counted it all the same
+    assert set(await pending_hits(atlas)) == {"q1"}
 
 
 async def test_bad_vectors_are_rejected_before_any_sql(atlas: codeatlas.Atlas) -> None:

@@ -591,7 +591,7 @@ async def test_the_migration_rolls_back_and_reapplies_over_rows(
     )
     migrator = Migrator(migrated_dsn)
     reverted = await migrator.rollback(to=20261202000001)
-    assert reverted.reverted == [20261203000001]
+    assert reverted.reverted == [20261204000001, 20261203000001]
     columns = await atlas.executor.fetchval(
         "SELECT count(*) FROM pg_attribute WHERE attname = 'search_tsv' AND NOT attisdropped"
     )

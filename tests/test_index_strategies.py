@@ -232,6 +232,7 @@ async def _cache_lookups(atlas: codeatlas.Atlas, dsn: str) -> None:
         assert hit is not None and hit.item.cache_key == "k7" and hit.similarity >= 0.95
         assert await cache.lookup(fresh, 0.95, model="m") is None
         assert await cache.lookup(near, 0.95, model="other") is None
+    await cache.flush_hits()  # hits are counted in a side table until flushed
     hits = await atlas.executor.fetchval(
         "SELECT hit_count FROM semantic_cache WHERE cache_key = 'k7'"
     )

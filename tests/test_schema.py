@@ -42,6 +42,7 @@ HEAD_VERSIONS: Final = [
     20260101000001,
     20261202000001,
     20261203000001,
+    20261204000001,
 ]
 
 
@@ -146,6 +147,7 @@ EXPECTED_TABLES: Final = sorted(
         # codeatlas' own
         "codeatlas_schema_migrations",
         "codeatlas_vector_indexes",
+        "codeatlas_semantic_cache_hits",
     ]
 )
 
@@ -207,7 +209,7 @@ async def test_seed_verification_queries_return_exactly_the_expected_sets(
             " WHERE constraint_schema = 'public'"
         )
         actions = {r["constraint_name"]: r["delete_rule"] for r in rules}
-    assert len(EXPECTED_TABLES) == 27
+    assert len(EXPECTED_TABLES) == 28
     assert tables == EXPECTED_TABLES
     assert len(vector_indexes) == len(EXPECTED_VECTOR_NAMED_INDEXES)
     assert set(vector_indexes) == EXPECTED_VECTOR_NAMED_INDEXES
@@ -977,7 +979,11 @@ def test_expected_columns_match_the_reference_counts() -> None:
         t: len(cols) - ADDED_COLUMNS.get(t, 0) for t, cols in EXPECTED_COLUMNS.items()
     } == REFERENCE_COLUMN_COUNTS
     assert set(EXPECTED_INDEXES) == set(EXPECTED_COLUMNS)
-    own = ["codeatlas_schema_migrations", "codeatlas_vector_indexes"]
+    own = [
+        "codeatlas_schema_migrations",
+        "codeatlas_vector_indexes",
+        "codeatlas_semantic_cache_hits",
+    ]
     assert sorted([*EXPECTED_COLUMNS, *own]) == EXPECTED_TABLES
 
 
@@ -1106,9 +1112,11 @@ async def test_uuid_primary_keys_default_to_gen_random_uuid(migrated_dsn: str) -
              WHERE k.contype = 'p' AND a.atttypid = 'uuid'::regtype
              ORDER BY 1"""
         )
-        assert [(r["table"], r["default"]) for r in rows] == [
-            (t, "gen_random_uuid()") for t in UUID_PK_TABLES
-        ]
+        # codeatlas_semantic_cache_hits' key is an entry's id, never generated
+        assert [(r["table"], r["default"]) for r in rows] == sorted(
+            [(t, "gen_random_uuid()") for t in UUID_PK_TABLES]
+            + [("codeatlas_semantic_cache_hits", None)]
+        )
         # what the defaults are for: an insert naming neither id nor timestamps
         rule = await connection.fetchrow(
             "INSERT INTO rules (name) VALUES ('r') RETURNING id, inserted_at, updated_at"
@@ -1339,6 +1347,7 @@ async def test_rollback_of_tables_holding_rows_refuses_and_reverts_nothing(
     assert await catalog(migrated_dsn) == before
     # a rollback that stops above the table's migration goes through
     assert (await migrator.rollback(to=20250101000010)).reverted == [
+        20261204000001,
         20261203000001,
         20261202000001,
         20260101000001,

@@ -4,9 +4,11 @@ The semantic_cache table (768-d query embeddings) answers "was a question like t
 answered already?": ``lookup`` returns the best unexpired entry at or above a similarity
 threshold and counts the hit; ``store`` upserts by ``cache_key``; the table is kept under
 ``max_entries`` by evicting the least recently hit entries. Being a searchable table, it
-also offers ``search_similar``. A lookup is one statement whose plan is an index scan for
-the single nearest unexpired entry of the model, whatever the threshold: misses cost what
-hits do (see ``_LOOKUP``).
+also offers ``search_similar``. A lookup is one statement (one round trip on the pool)
+whose plan is an index scan for the single nearest unexpired entry of the model, whatever
+the threshold, and which counts a hit in the same statement: misses cost what hits do (see
+``_LOOKUP``). Hits are counted in a side table and folded into the entries' stored
+``hit_count`` / ``last_accessed`` by ``flush_hits`` (see ``_COUNT_HIT``).
 """
 
 from __future__ import annotations
@@ -36,35 +38,48 @@ _LOOKUP_CONDITIONS: Final = (
     " OR inserted_at + make_interval(secs => ttl_seconds) > (now() AT TIME ZONE 'utc'))",
     "($3::varchar IS NULL OR model = $3::varchar)",
 )
+#: The entry's columns a lookup returns (not its embedding), as the nearest subquery reads them.
+_ENTRY_COLUMNS: Final = (
+    "id, cache_key, query, response, model, template_id, tokens_used, cost_cents, hit_count,"
+    " last_accessed, ttl_seconds, metadata, inserted_at, updated_at"
+)
 #: The hit: the nearest entry by the index, then the threshold. The threshold is applied
 #: after the index scan, not inside it: a distance bound in the scan's WHERE clause keeps
 #: the planner off the index (a sequential scan and sort, the same cost hit or miss).
 _LOOKUP: Final = """
 WITH best AS (
-    SELECT id, _distance AS distance FROM ({nearest}) AS nearest WHERE _distance <= $2
+    SELECT * FROM ({nearest}) AS nearest WHERE _distance <= $2
 )
-{update}"""
+{count}"""
 #: The same on the pool, in one round trip: the knobs are set by ``set_config(..., true)``
 #: in the statement itself, before the index scan (which the lateral reference to them
 #: starts only afterwards; index scans begin at their first row). They are local to the
 #: statement's own implicit transaction, so nothing outlives it.
 _LOOKUP_INLINE: Final = """
 WITH best AS (
-    SELECT nearest.id, nearest._distance AS distance
+    SELECT nearest.*
       FROM (SELECT {knobs}) AS knobs(ready)
      CROSS JOIN LATERAL ({nearest}) AS nearest
      WHERE nearest._distance <= $2
 )
-{update}"""
-_UPDATE_HIT: Final = """
-UPDATE semantic_cache AS s
-   SET hit_count = coalesce(s.hit_count, 0) + 1,
-       last_accessed = now() AT TIME ZONE 'utc'
-  FROM best
- WHERE s.id = best.id
-RETURNING s.id, s.cache_key, s.query, s.response, s.model, s.template_id, s.tokens_used,
-          s.cost_cents, s.hit_count, s.last_accessed, s.ttl_seconds, s.metadata, s.inserted_at,
-          s.updated_at, best.distance AS _distance"""
+{count}"""
+#: A hit is counted in codeatlas_semantic_cache_hits (migration 20261204000001), not on the
+#: entry's row: semantic_cache's counter columns are indexed, so updating them is never a
+#: HOT update and inserts into every index, the vector index included (an HNSW insert costs
+#: about a search). The side row has no indexed counter: its update is HOT. The entry comes
+#: back with its total, stored plus pending.
+_COUNT_HIT: Final = """, counted AS (
+    INSERT INTO codeatlas_semantic_cache_hits AS h (entry_id, hits, last_accessed)
+    SELECT id, 1, now() AT TIME ZONE 'utc' FROM best
+    ON CONFLICT (entry_id) DO UPDATE
+       SET hits = h.hits + 1, last_accessed = excluded.last_accessed
+    RETURNING h.hits, h.last_accessed
+)
+SELECT best.id, best.cache_key, best.query, best.response, best.model, best.template_id,
+       best.tokens_used, best.cost_cents, coalesce(best.hit_count, 0) + counted.hits AS hit_count,
+       counted.last_accessed, best.ttl_seconds, best.metadata, best.inserted_at,
+       best.updated_at, best._distance
+  FROM best CROSS JOIN counted"""
 #: Setting names the inline lookup may set (they are written into its SQL).
 _INLINE_SETTINGS: Final = frozenset(
     {
@@ -75,15 +90,52 @@ _INLINE_SETTINGS: Final = frozenset(
         "synchronous_commit",
     }
 )
+#: Expired entries go, with their pending hits.
 _EXPIRE: Final = """
-DELETE FROM semantic_cache
- WHERE ttl_seconds IS NOT NULL
-   AND inserted_at + make_interval(secs => ttl_seconds) <= (now() AT TIME ZONE 'utc')"""
+WITH expired AS (
+    DELETE FROM semantic_cache
+     WHERE ttl_seconds IS NOT NULL
+       AND inserted_at + make_interval(secs => ttl_seconds) <= (now() AT TIME ZONE 'utc')
+    RETURNING id
+), dropped AS (
+    DELETE FROM codeatlas_semantic_cache_hits WHERE entry_id IN (SELECT id FROM expired)
+)
+SELECT count(*) FROM expired"""
+#: The least recently hit entries beyond the bound go (pending hits count: an entry hit
+#: since the last flush is as recent as its last hit), with their pending hits.
 _EVICT: Final = """
-DELETE FROM semantic_cache
- WHERE id IN (SELECT id FROM semantic_cache
-               ORDER BY coalesce(last_accessed, inserted_at) ASC, coalesce(hit_count, 0) ASC
-               LIMIT greatest((SELECT count(*) FROM semantic_cache) - $1, 0))"""
+WITH evicted AS (
+    DELETE FROM semantic_cache
+     WHERE id IN (SELECT s.id
+                    FROM semantic_cache AS s
+                    LEFT JOIN codeatlas_semantic_cache_hits AS h ON h.entry_id = s.id
+                   ORDER BY coalesce(greatest(s.last_accessed, h.last_accessed), s.inserted_at),
+                            coalesce(s.hit_count, 0) + coalesce(h.hits, 0)
+                   LIMIT greatest((SELECT count(*) FROM semantic_cache) - $1, 0))
+    RETURNING id
+)
+DELETE FROM codeatlas_semantic_cache_hits WHERE entry_id IN (SELECT id FROM evicted)"""
+#: Pending hits folded into their entries, a batch at a time: the rows taken are locked
+#: (SKIP LOCKED: two flushes share the work), and a lookup counting a hit on one of them
+#: meanwhile waits for the batch's commit, then starts a new pending row. Rows whose
+#: entry is gone just go.
+_FLUSH: Final = """
+WITH taken AS (
+    DELETE FROM codeatlas_semantic_cache_hits
+     WHERE entry_id IN (SELECT entry_id FROM codeatlas_semantic_cache_hits
+                         ORDER BY entry_id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING entry_id, hits, last_accessed
+), folded AS (
+    UPDATE semantic_cache AS s
+       SET hit_count = coalesce(s.hit_count, 0) + taken.hits,
+           last_accessed = greatest(s.last_accessed, taken.last_accessed)
+      FROM taken
+     WHERE s.id = taken.entry_id
+    RETURNING s.id
+)
+SELECT (SELECT count(*) FROM taken) AS taken, (SELECT count(*) FROM folded) AS folded"""
+#: Entries a flush updates per transaction (each is a non-HOT update: see _COUNT_HIT).
+_FLUSH_BATCH: Final = 500
 
 
 class SemanticCache(
@@ -114,7 +166,11 @@ class SemanticCache(
         model: str | None = None,
         probes: int | None = None,
     ) -> Match[SemanticCacheEntry] | None:
-        """Return the most similar unexpired entry at or above *threshold*, counting the hit."""
+        """Return the most similar unexpired entry at or above *threshold*, counting the hit.
+
+        The entry comes back with the hit counted: its ``hit_count`` and ``last_accessed``
+        include the hits not yet flushed into the table (see ``flush_hits``).
+        """
         vector = validate_vector(embedding, self.dimensions, field="embedding")
         if (
             isinstance(threshold, bool)
@@ -126,8 +182,8 @@ class SemanticCache(
         if model is not None:
             model = self._value("model", model)
         chosen_probes = await self._probes(probes)
-        # A hit commits its counter update; not waiting for that WAL flush keeps a hit as
-        # fast as a miss, and a counter lost in a crash costs nothing.
+        # A hit commits its counter row; not waiting for that WAL flush keeps a hit as fast
+        # as a miss, and a counter lost in a crash costs nothing.
         settings = self._knobs(chosen_probes, exact=False, k=1) | {"synchronous_commit": "off"}
         if self._executor.in_transaction:
             # inside the caller's transaction: a savepoint scopes the knobs (with_settings)
@@ -163,7 +219,7 @@ class SemanticCache(
             table=self.table,
             vec="query_embedding",
             dimensions=self.dimensions,
-            columns="id",
+            columns=_ENTRY_COLUMNS,
             conditions=conditions,
             query_ref="$1",
             limit="1",
@@ -171,11 +227,11 @@ class SemanticCache(
             exact=False,
         )
         if not inline:
-            return _LOOKUP.format(nearest=nearest, update=_UPDATE_HIT)
+            return _LOOKUP.format(nearest=nearest, count=_COUNT_HIT)
         knobs = " || ".join(
             f"set_config('{name}', ${number}, true)" for number, name in enumerate(inline, 4)
         )
-        return _LOOKUP_INLINE.format(knobs=knobs, nearest=nearest, update=_UPDATE_HIT)
+        return _LOOKUP_INLINE.format(knobs=knobs, nearest=nearest, count=_COUNT_HIT)
 
     async def store(
         self,
@@ -222,5 +278,21 @@ class SemanticCache(
 
     async def expire(self) -> int:
         """Delete every expired entry; return how many."""
-        status = await self._executor.execute(_EXPIRE)
-        return int(status.split()[-1])
+        return int(await self._executor.fetchval(_EXPIRE))
+
+    async def flush_hits(self) -> int:
+        """Fold the hits counted since the last flush into the entries; return how many entries.
+
+        A lookup counts its hit in a side table (``codeatlas_semantic_cache_hits``), not on
+        the entry's row, whose counter columns are indexed (see docs/search.md): until a
+        flush, ``hit_count`` and ``last_accessed`` as stored in semantic_cache lag, while
+        ``lookup``'s returned entry, eviction and the ``codeatlas_semantic_cache_usage``
+        view count the pending hits. Each batch of entries is one transaction.
+        """
+        flushed = 0
+        while True:
+            row = await self._executor.fetchrow(_FLUSH, _FLUSH_BATCH)
+            assert row is not None
+            flushed += int(row["folded"])
+            if int(row["taken"]) < _FLUSH_BATCH:
+                return flushed
