@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from rich.console import Console
 from rich.table import Table
 
-from . import report_speed
+from . import provenance, report_speed
 from .sections import bounds, standalone
 
 __all__ = ["key_figures", "print_summary", "render"]
@@ -230,33 +230,132 @@ def _load(machine: dict[str, Any]) -> str:
 
 def _machine(results: dict[str, Any]) -> str:
     machine = results["machine"]
+    runs = provenance.runs(results)
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
-    settings = ", ".join(f"{k}={v}" for k, v in machine["server_settings"].items())
+    rows: list[tuple[str, str]] = [
+        ("CPU", f"{machine['cpu_count']} × {machine['cpu_model']}"),
+        ("memory", f"{machine['memory_gb']} GB"),
+        ("platform", machine["platform"]),
+        ("PostgreSQL", f"{machine['postgresql']} ({machine['server']})"),
+        ("pgvector", machine["pgvector"]),
+    ]
+    distinct = {tuple(sorted(run["server_settings"].items())) for run in runs}
+    for number, run in enumerate(runs, 1):
+        settings = ", ".join(f"{k}={v}" for k, v in run["server_settings"].items())
+        if len(distinct) == 1:
+            rows.append(("server settings", settings))
+            break
+        rows.append((f"server settings, run {number}", settings))
+    rows += [("Python", machine["python"]), (f"packages (run {len(runs)})", packages)]
+    if len(runs) == 1:
+        rows[-1] = ("packages", packages)
+    return _table(["", ""], rows)
+
+
+def _runs(results: dict[str, Any]) -> str:
+    """The runs the figures come from: command, date, commit, duration, load, what each gave."""
+    rows = []
+    for number, run in enumerate(provenance.runs(results), 1):
+        duration = run.get("duration_s")
+        rows.append(
+            (
+                number,
+                f"`{run['command']}`",
+                run["date"],
+                run.get("commit") or "not recorded",
+                run["packages"].get("codeatlas", "?"),
+                f"{run['profile']['rows']:,}",
+                "-" if duration is None else f"{duration / 60:.1f} min",
+                _load(run),
+                ", ".join(provenance.describe(part) for part in run["parts"]),
+            )
+        )
     return _table(
-        ["", ""],
         [
-            ("date (UTC)", machine["date"]),
-            ("CPU", f"{machine['cpu_count']} × {machine['cpu_model']}"),
-            ("memory", f"{machine['memory_gb']} GB"),
-            ("platform", machine["platform"]),
-            ("PostgreSQL", f"{machine['postgresql']} ({machine['server']})"),
-            ("pgvector", machine["pgvector"]),
-            ("server settings", settings),
-            ("Python", machine["python"]),
-            ("packages", packages),
-            ("load average (1, 5, 15 min)", _load(machine)),
-            ("duration", f"{results['duration_s'] / 60:.1f} min"),
+            "run",
+            "command",
+            "started (UTC)",
+            "commit",
+            "codeatlas",
+            "rows per table",
+            "duration",
+            "load average (1, 5, 15 min)",
+            "figures on this page it produced",
         ],
+        rows,
     )
 
 
-def _search_section(dim: str, search: dict[str, Any], figures: dict[str, Any]) -> str:
+#: Every part a complete run of both tables produces.
+_COMPLETE: Final = (
+    "search/768",
+    "search/1536",
+    "strategies/768",
+    "strategies/1536",
+    "ingest/768",
+    "ingest/1536",
+    "bulk_load",
+    "caches/semantic",
+    "caches/similarity",
+    "server_settings",
+)
+
+
+def _scale(results: dict[str, Any]) -> str:
+    """Say which figures are at which scale, from which run, and what no run measured."""
+    runs = provenance.runs(results)
+    lines = []
+    for number, run in enumerate(runs, 1):
+        rows = run["profile"]["rows"]
+        scale = "full scale" if rows >= 100_000 else f"**reduced scale, {rows:,} rows per table**"
+        what = ", ".join(provenance.describe(part) for part in run["parts"])
+        name = ("Run" if number == 1 else "run") + f" {number} " if len(runs) > 1 else "The run "
+        lines.append(
+            f"{name}(`{run['command']}`, {run['date']}, {rows:,} rows per table: {scale}): {what}"
+        )
+    held = set(provenance.parts(results))
+    missing = [provenance.describe(part) for part in _COMPLETE if part not in held]
+    effect = results.get("server_settings")
+    if effect:
+        measured = {
+            k.split("_", 1)[0] for k in effect["sized"] if k not in ("settings", "index_kinds")
+        }
+        unmeasured = sorted(set(results["search"]) - measured, key=int)
+        if unmeasured:
+            missing.append(
+                "embedded server settings on the "
+                + " and ".join(f"{dim}-dim" for dim in unmeasured)
+                + " table"
+            )
+    text = "**What is on this page.** " + ("; ".join(lines)) + "."
+    if len(runs) > 1:
+        text += (
+            " Ratios are only ever taken within one run (each table's baseline was measured in "
+            "the same run as the figures compared with it); absolute times of different runs "
+            "differ with the machine's load."
+        )
+    if missing:
+        text += " **Not measured in these runs:** " + ", ".join(missing) + "."
+    return text
+
+
+def _from_run(results: dict[str, Any], part: str) -> str:
+    """Return " (run n)" for a heading when the page merges several runs, else ""."""
+    number = provenance.source(results, part)
+    if len(provenance.runs(results)) < 2 or number is None:
+        return ""
+    return f" (run {number})"
+
+
+def _search_section(
+    dim: str, search: dict[str, Any], figures: dict[str, Any], source: str = ""
+) -> str:
     rows = search["sweep"]
     concurrencies = _concurrencies(rows)
     tuned = search["tune"]["probes"]
     tried = ", ".join(f"{p}: {r:.3f}" for p, r in search["tune"]["tried"].items())
     out = [
-        f"### {int(dim)} dimensions: `{search['table']}`, {search['rows']:,} rows",
+        f"### {int(dim)} dimensions: `{search['table']}`, {search['rows']:,} rows{source}",
         "",
         f"Loaded with `insert_many` at {search['load_rows_per_s']:,.0f} rows/s; "
         f"`atlas.indexes.rebuild` built IVFFlat with lists={search['lists']} in "
@@ -400,6 +499,8 @@ def _ingest_section(results: dict[str, Any], figures: dict[str, Any]) -> str:
 
 
 def _cache_section(results: dict[str, Any]) -> str:
+    if not any(results.get("caches", {}).values()):
+        return "No run merged on this page measured the caches.\n"
     out = []
     semantic = results["caches"].get("semantic")
     if semantic and report_speed.cache_reading(results):
@@ -461,9 +562,12 @@ def _reading(results: dict[str, Any], figures: dict[str, Any]) -> str:
     notes = []
     machine = results["machine"]
     busiest = max(
-        machine["load_average_start"][0],
-        *machine.get("load_average_end", [0.0])[:1],
-        *machine.get("load_average_per_phase", []),
+        max(
+            run["load_average_start"][0],
+            *run.get("load_average_end", [0.0])[:1],
+            *run.get("load_average_per_phase", []),
+        )
+        for run in provenance.runs(results)
     )
     if busiest > machine["cpu_count"]:
         notes.append(
@@ -598,23 +702,33 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
     written += report_speed.strategies_plots(results, images)
     figures = key_figures(results)
     profile = results["profile"]
+    runs = provenance.runs(results)
+    produced = (
+        f"Produced by `{results['command']}` (seed {results['seed']}, profile `{profile['name']}`)"
+        if len(runs) == 1
+        else f"Produced by {len(runs)} runs of `python -m benchmarks` (seed {results['seed']}), "
+        "the later merged over the earlier with `--merge` (the runs table under Setup says "
+        "which figures each produced)"
+    )
+    reduced = [run["profile"]["rows"] for run in runs if run["profile"]["rows"] < 100_000]
     sections = [
         "# Benchmarks",
         "",
         "<!-- Generated by benchmarks/report.py: edit the generator, not this file. -->",
         "",
-        f"Produced by `{results['command']}` (seed {results['seed']}, profile "
-        f"`{profile['name']}`); re-render without re-running with "
+        f"{produced}; re-render without re-running with "
         "`python -m benchmarks --render docs/benchmarks.json`. All raw figures are in "
         "[benchmarks.json](benchmarks.json). Nothing here is part of the test suite.",
         "",
+        _scale(results),
+        "",
         *(
             [
-                f"**Reduced scale: {profile['rows']:,} rows per table, not the 100,000 the "
+                f"**Reduced scale: {min(reduced):,} rows per table, not the 100,000 the "
                 "goals are stated for** (the run had to fit the time the shared machine had).",
                 "",
             ]
-            if profile["rows"] < 100_000
+            if reduced
             else []
         ),
         "## Reading the figures",
@@ -624,6 +738,10 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         "## Setup",
         "",
         _machine(results),
+        "",
+        "Runs:",
+        "",
+        _runs(results),
         "",
         "* **Data.** Per dimension, "
         f"{profile['rows']:,} L2-normalised vectors from a Gaussian mixture (20 clusters of "
@@ -654,7 +772,9 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         "## Search",
         "",
         "\n".join(
-            _search_section(dim, results["search"][dim], figures[dim])
+            _search_section(
+                dim, results["search"][dim], figures[dim], _from_run(results, f"search/{dim}")
+            )
             for dim in sorted(results["search"], key=int)
         ),
         "![p50 and p99 latency against probes, one client](img/latency_c1.png)",

@@ -14,6 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from . import provenance
+
 __all__ = [
     "bulk_section",
     "cache_reading",
@@ -29,6 +31,8 @@ SPEEDUP_GOAL: Final = 5.0
 CACHE_GOAL: Final = 1.5
 _PLAIN: Final = FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:.2g}")
 _COLOURS: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+#: keys of a settings measurement that are not search timings
+_NOT_TIMINGS: Final = frozenset({"settings", "index_kinds"})
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -103,9 +107,12 @@ def strategies_plots(results: dict[str, Any], images: Path) -> list[Path]:
 def strategies_section(results: dict[str, Any]) -> str:
     """Return the Markdown of the strategies benchmark (tables per dimension)."""
     out = []
+    several = len(provenance.runs(results)) > 1
     for dim, bench in sorted(results.get("strategies", {}).items(), key=lambda i: int(i[0])):
+        number = provenance.source(results, f"strategies/{dim}")
+        source = f" (run {number})" if several and number is not None else ""
         out += [
-            f"### {int(dim)} dimensions: `{bench['table']}`, {bench['rows']:,} rows",
+            f"### {int(dim)} dimensions: `{bench['table']}`, {bench['rows']:,} rows{source}",
             "",
             f"Each strategy tuned by `atlas.indexes.tune(target_recall=0.95, queries=...)` on "
             "200 fresh draws of the mixture (its choice is marked *tuned*); "
@@ -290,28 +297,55 @@ def settings_section(results: dict[str, Any]) -> str:
     sized, defaults = effect["sized"], effect["defaults"]
     names = list(sized["settings"])
     rows = [(name, sized["settings"][name], defaults["settings"][name]) for name in names]
+    kinds = sized.get("index_kinds", {})
     searches = []
-    for key in sorted(k for k in sized if k != "settings"):
+    for key in sorted(k for k in sized if k not in _NOT_TIMINGS):
         dim, label = key.split("_", 1)
+        index = f"index ({kinds[dim]}, tuned)" if dim in kinds else "index (tuned)"
         searches.append(
             (
-                f"{dim} dims, {'index (tuned)' if label == 'index' else 'exact scan'}",
+                f"{dim} dims, {index if label == 'index' else 'exact scan'}",
                 _ms(sized[key]["p50_ms"]),
                 _ms(defaults[key]["p50_ms"]),
                 f"{defaults[key]['p50_ms'] / sized[key]['p50_ms']:.2f}x",
             )
         )
+    dims = sorted({key.split("_", 1)[0] for key in sized if key not in _NOT_TIMINGS}, key=int)
+    number = provenance.source(results, "server_settings")
+    several = len(provenance.runs(results)) > 1
+    source = f"Measured in run {number}: the e" if several and number is not None else "The e"
+    tables = " and ".join(f"{dim}-dim" for dim in dims)
+    rows_text = f"{effect['rows']:,} rows, " if "rows" in effect else ""
     return "\n".join(
         [
-            "The embedded server as codeatlas now starts it (sized for the machine: "
-            "`codeatlas._server.server_settings`) against PostgreSQL's defaults, on the same "
-            f"loaded tables (their last index: HNSW, tuned), {effect['queries']} held-out "
-            "queries each, one client, after a restart:",
+            f"{source}mbedded server as codeatlas now starts it (sized for the machine: "
+            "`codeatlas._server.server_settings`) against PostgreSQL's defaults, on the "
+            f"{tables} table{'s' if len(dims) > 1 else ''} the run had loaded ({rows_text}"
+            "each with the last index the strategies benchmark built, HNSW, at its tuned "
+            f"knob), {effect['queries']} held-out queries each, one client, after a restart:",
             "",
             _table(["setting", "sized", "PostgreSQL default"], rows),
             "",
             _table(["search p50", "sized ms", "defaults ms", "defaults / sized"], searches),
             "",
+            *(
+                [
+                    " ".join(
+                        f"The {dim}-dim table was not benchmarked in this run: it was loaded "
+                        f"for this comparison alone ({extra['rows']:,} rows, the same data), "
+                        f"with {extra['kind']} ("
+                        + ", ".join(f"{k}={v}" for k, v in extra["params"].items())
+                        + f", built in {extra['build_s']:.0f} s) tuned to "
+                        f"{extra['knob']}={extra['tuned']} on 200 fresh draws of the mixture."
+                        for dim, extra in sorted(
+                            effect["loaded_for_it"].items(), key=lambda i: int(i[0])
+                        )
+                    ),
+                    "",
+                ]
+                if effect.get("loaded_for_it")
+                else []
+            ),
         ]
     )
 
@@ -330,15 +364,34 @@ def speed_reading(results: dict[str, Any]) -> list[str]:
             continue
         label, ratio = best
         met = "meets" if ratio["speedup_p50_c1"] >= SPEEDUP_GOAL else "**misses**"
-        hnsw = bench["ratios"].get("hnsw", {})
+        base = bench["ratios"]["ivfflat lists=100"]
+        others = sorted(
+            (
+                (r["speedup_p50_c1"], name)
+                for name, r in bench["ratios"].items()
+                if r["speedup_p50_c1"] is not None and name not in (label, "ivfflat lists=100")
+            ),
+            reverse=True,
+        )
+        tuned = "; ".join(
+            f"{s['label']} {s['knob']}={s['tuned']}: "
+            f"{bench['ratios'][s['label']]['tuned_recall_held_out']:.3f} / "
+            f"{bench['ratios'][s['label']]['tuned_recall_shifted']:.3f}"
+            for s in bench["strategies"]
+        )
         notes.append(
             f"* **Strategies, {int(dim)} dims, {bench['rows']:,} rows.** At recall@10 >= 0.95 "
             f"on held-out queries the fastest is {label} at p50 "
             f"{_ms(ratio['p50_ms_at_target'])} ms: {_x(ratio['speedup_p50_c1'])} faster than "
-            f"IVFFlat lists=100 ({met} the {SPEEDUP_GOAL:.0f}x goal), "
-            f"{_x(ratio['speedup_qps_c8'])} its QPS at 8 clients. At the point tune chose, "
-            f"HNSW reaches recall {hnsw.get('tuned_recall_held_out', 0):.3f} held-out and "
-            f"{hnsw.get('tuned_recall_shifted', 0):.3f} on the shifted-centre queries."
+            f"IVFFlat lists=100 ({_ms(base['p50_ms_at_target'])} ms at probes="
+            f"{base['value_at_target']}; {met} the {SPEEDUP_GOAL:.0f}x goal), "
+            f"{_x(ratio['speedup_qps_c8'])} its QPS at 8 clients"
+            + (
+                "; then " + ", ".join(f"{name} {_x(speed)}" for speed, name in others)
+                if others
+                else ""
+            )
+            + f". Recall@10 at the point tune chose, held-out / shifted-centre queries: {tuned}."
         )
     for entries, run in _cache_runs(results):
         parts = []
@@ -364,7 +417,7 @@ def speed_reading(results: dict[str, Any]) -> list[str]:
         )
     effect = results.get("server_settings")
     if effect:
-        keys = sorted(k for k in effect["sized"] if k != "settings")
+        keys = sorted(k for k in effect["sized"] if k not in _NOT_TIMINGS)
         parts = [
             f"{key.replace('_', ' dims, ')} "
             f"{effect['defaults'][key]['p50_ms'] / effect['sized'][key]['p50_ms']:.2f}x"

@@ -26,7 +26,7 @@ import codeatlas
 from codeatlas.config import Settings
 from codeatlas.search import recommended_lists
 
-from . import caches, ingest, report, strategies
+from . import caches, ingest, provenance, report, strategies
 from .data import Dataset, make_dataset, other_queries
 from .measure import summarise
 from .search import SweepPlan, breakdown, sweep, uses_index
@@ -51,6 +51,9 @@ POSTGRES_DEFAULTS: Final = {
     "max_parallel_maintenance_workers": "2",
 }
 _LOAD_CHUNK: Final = 10_000
+#: Phases a run can leave out (``--skip``): the semantic and similarity cache benchmarks,
+#: and the sized-against-default server settings comparison.
+SKIPPABLE: Final = ("caches", "settings")
 DEFAULT_SEED: Final = 20250101
 
 
@@ -182,6 +185,7 @@ async def _dataset(
     seed: int,
     steps: Steps,
     results: dict[str, Any],
+    skip: frozenset[str] = frozenset(),
 ) -> Any:
     """Run every per-table benchmark of *spec*; return held-out queries for later phases."""
     dim = spec.dimensions
@@ -268,12 +272,51 @@ async def _dataset(
         "sweep": rows,
         "breakdown": parts,
     }
-    if dim == 1536:
+    if dim == 1536 and "caches" not in skip:
         with steps.phase("similarity cache: miss vs hit", 1) as advance:
             results["caches"]["similarity"] = await caches.similarity_cache(
                 atlas, spec, data.queries[: profile.similarity_queries], advance=advance
             )
     return data.queries[-profile.settings_queries :]
+
+
+async def _settings_table(
+    atlas: codeatlas.Atlas, spec: TableSpec, profile: Profile, seed: int, steps: Steps
+) -> tuple[Any, dict[str, Any]]:
+    """Load a table this run does not benchmark, for the settings comparison only.
+
+    The same data and HNSW index as the full per-table run leaves behind (the strategies
+    benchmark builds HNSW last and tunes it on 200 fresh draws of the mixture); return the
+    held-out queries and what was built.
+    """
+    dim = spec.dimensions
+    with steps.phase(f"{dim}d: data, load and HNSW for the settings comparison", 3) as advance:
+        data = make_dataset(dim, profile.rows, profile.queries, seed=seed)
+        advance()
+        repository = spec.repository(atlas)
+        async with atlas.indexes.bulk_load(spec.table):
+            for start in range(0, len(data.base), _LOAD_CHUNK):
+                stop = min(start + _LOAD_CHUNK, len(data.base))
+                await repository.insert_many(
+                    [spec.make_row(n, data.base[n]) for n in range(start, stop)]
+                )
+        advance()
+        started = time.perf_counter()
+        [built] = await atlas.indexes.rebuild(spec.table, kind="hnsw", concurrently=False)
+        build_s = time.perf_counter() - started
+        await atlas.executor.execute(f"ANALYZE {spec.table}")
+        tuning, _ = other_queries(data, seed=seed, tune=profile.tune_queries, shifted=1)
+        [tuned] = await atlas.indexes.tune(spec.table, target_recall=0.95, queries=tuning, seed=1)
+        advance()
+    return data.queries[-profile.settings_queries :], {
+        "table": spec.table,
+        "rows": profile.rows,
+        "kind": built.strategy,
+        "params": dict(built.params),
+        "build_s": build_s,
+        "knob": tuned.knob,
+        "tuned": tuned.probes,
+    }
 
 
 async def _bulk_load(atlas: codeatlas.Atlas, spec: TableSpec, data: Dataset) -> dict[str, float]:
@@ -308,6 +351,8 @@ async def _settings_effect(
             figures["settings"][name] = await connected.executor.fetchval(f"SHOW {name}")
         for dim, queries in sets.items():
             repository = TABLES[dim].repository(connected)
+            kinds = {s.table: s.strategy for s in await connected.indexes.status()}
+            figures.setdefault("index_kinds", {})[str(dim)] = kinds[TABLES[dim].table]
             for label, exact in (("index", False), ("exact", True)):
                 for query in queries[:5]:  # warm
                     await repository.search_similar(query, 10, exact=exact)
@@ -331,7 +376,12 @@ async def _settings_effect(
             for name in POSTGRES_DEFAULTS:
                 await fresh.executor.execute(f"ALTER SYSTEM RESET {name}")
         advance()
-    return {"sized": sized, "defaults": defaults, "queries": profile.settings_queries}
+    return {
+        "sized": sized,
+        "defaults": defaults,
+        "queries": profile.settings_queries,
+        "rows": profile.rows,
+    }
 
 
 def _host() -> tuple[str, float | None]:
@@ -438,6 +488,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         command.append("--dsn <DSN>" + (" --truncate" if args.truncate else ""))
     if args.seed != DEFAULT_SEED:
         command.append(f"--seed {args.seed}")
+    dims = sorted(set(args.dims or TABLES))
+    if dims != sorted(TABLES):
+        command.append("--dims " + " ".join(map(str, dims)))
+    skip = frozenset(args.skip or ())
+    if skip:
+        command.append("--skip " + " ".join(sorted(skip)))
     results: dict[str, Any] = {
         "command": " ".join(command),
         "profile": asdict(profile),
@@ -446,6 +502,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "search": {},
         "strategies": {},
         "caches": {},
+        "skipped": sorted(skip),
+        "commit": provenance.commit(),
     }
     started = time.perf_counter()
     progress = Progress(
@@ -466,13 +524,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await _refuse_non_empty(atlas)
             results["machine"] = await _machine(atlas, embedded=args.dsn is None)
             held_out = {}
-            for dim in sorted(TABLES):
+            for dim in dims:
                 held_out[dim] = await _dataset(
-                    atlas, dsn, TABLES[dim], profile, args.seed, steps, results
+                    atlas, dsn, TABLES[dim], profile, args.seed, steps, results, skip
                 )
                 _save_partial(results, args.out)
-            results["caches"]["semantic"] = {}
-            for entries in (profile.cache_entries, profile.cache_entries_large):
+            if "caches" not in skip:
+                results["caches"]["semantic"] = {}
+            for entries in (
+                () if "caches" in skip else (profile.cache_entries, profile.cache_entries_large)
+            ):
                 with steps.phase(f"semantic cache, {entries:,} entries", 3) as advance:
                     cache_data = make_dataset(
                         768, entries, profile.cache_lookups, seed=args.seed + 1, k=1
@@ -487,8 +548,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         advance=advance,
                     )
             _save_partial(results, args.out)
-            if args.dsn is None:
+            if args.dsn is None and "settings" not in skip:
+                # every table in the comparison: the ones this run skipped loaded for it alone
+                loaded_for_it = {}
+                for dim in sorted(set(TABLES) - set(dims)):
+                    held_out[dim], loaded_for_it[str(dim)] = await _settings_table(
+                        atlas, TABLES[dim], profile, args.seed, steps
+                    )
                 results["server_settings"] = await _settings_effect(atlas, held_out, profile, steps)
+                results["server_settings"]["loaded_for_it"] = loaded_for_it
         finally:
             await connected.__aexit__(None, None, None)
     results["duration_s"] = time.perf_counter() - started
@@ -524,6 +592,23 @@ def _parser() -> argparse.ArgumentParser:
         "--rows", type=int, help="rows per table (and cache entries) instead of the profile's"
     )
     parser.add_argument(
+        "--dims",
+        type=int,
+        nargs="+",
+        choices=sorted(TABLES),
+        help="run only these tables' dimensions (default: all)",
+    )
+    parser.add_argument(
+        "--skip", nargs="+", choices=SKIPPABLE, help="leave these phases out of the run"
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        metavar="JSON",
+        help="merge the results over an earlier benchmarks.json: the figures this run (or "
+        "--render) has replace that file's, the rest are kept with the run they came from",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("docs"), help="where benchmarks.md/.json and img/ go"
     )
     parser.add_argument(
@@ -543,8 +628,15 @@ def main(argv: list[str] | None = None) -> None:
     else:
         results = asyncio.run(run(args))
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
+        if args.merge is not None:
+            # the run's own figures, unmerged, next to the merged file
+            (args.out / "benchmarks.run.json").write_text(json.dumps(results, indent=1) + "\n")
         (args.out / "benchmarks.partial.json").unlink(missing_ok=True)
+    if args.merge is not None:
+        results = provenance.merge(results, json.loads(args.merge.read_text()))
+    if args.merge is not None or args.render is None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
     written = report.render(results, args.out)
     report.print_summary(results, console)
     for path in written:
