@@ -509,6 +509,23 @@ async def test_hybrid_is_one_statement_reading_the_table(
     assert any("SET LOCAL ivfflat.probes = '4'" in sql for sql, _ in sent)
 
 
+async def test_the_statement_text_is_the_same_for_every_query(
+    atlas: codeatlas.Atlas, corpus: CodeLocationsRepository
+) -> None:
+    # the text and the vector are bound: one prepared statement serves every search of a
+    # shape, so asyncpg's statement cache reuses it instead of parsing it again
+    runs = [
+        lambda repo: repo.search_hybrid("parse_args", QUERY, 3, probes=4),
+        lambda repo: repo.search_hybrid("where are the settings read", -QUERY, 5, probes=2),
+    ]
+    sent = [
+        [sql for sql, _ in await statements_of(atlas, run) if "code_locations" in sql]
+        for run in runs
+    ]
+    assert len(sent[0]) == 1 and sent[0] == sent[1]
+    assert "parse_args" not in sent[0][0]
+
+
 async def test_plans_use_the_gin_and_the_ivfflat_index(atlas: codeatlas.Atlas) -> None:
     rng = np.random.default_rng(5)
     rows = 6000
@@ -591,7 +608,7 @@ async def test_the_migration_rolls_back_and_reapplies_over_rows(
     )
     migrator = Migrator(migrated_dsn)
     reverted = await migrator.rollback(to=20261202000001)
-    assert reverted.reverted == [20261204000001, 20261203000001]
+    assert reverted.reverted == [20261204000002, 20261204000001, 20261203000001]
     columns = await atlas.executor.fetchval(
         "SELECT count(*) FROM pg_attribute WHERE attname = 'search_tsv' AND NOT attisdropped"
     )

@@ -1286,6 +1286,7 @@ async def test_round_trip_to_before_the_seed_restores_an_identical_catalog(
     head = await catalog(migrated_dsn)
     assert len(head["triggers"]) == 20  # 2 append-only + 18 cache invalidation
     assert {f[0] for f in head["functions"]} == {
+        "codeatlas_budget_tsquery",
         "codeatlas_code_tsquery",
         "codeatlas_code_tsvector",
         "codeatlas_code_words",

@@ -9,21 +9,25 @@ repository derives from ``TextSearchableRepository`` and offers, besides ``searc
 * ``search_hybrid(text, embedding, k)``: Reciprocal Rank Fusion of the vector ranking and
   the ``ts_rank_cd`` ranking, in one statement::
 
-    WITH lexeme_stats AS (<pg_stats of search_tsv: the share of rows holding a lexeme>),
-         query       AS MATERIALIZED (SELECT codeatlas_or_tsquery(<the lexemes of $t,
-                                             rarest first, within TEXT_MATCH_BUDGET>) AS tsq),
-         vector_hits AS (<the search_similar statement: same index path and knobs>),
+    WITH vector_hits AS (<the search_similar statement: same index path and knobs>),
+         query       AS MATERIALIZED (SELECT codeatlas_budget_tsquery(<config>, <table>,
+                                             'search_tsv', $t, TEXT_MATCH_BUDGET) AS tsq),
          text_hits   AS (SELECT ... WHERE search_tsv @@ tsq ORDER BY ts_rank_cd DESC LIMIT $2),
          fused       AS (SELECT ..., w_v / (rrf_k + vector rank) + w_t / (rrf_k + text rank)
-                           FROM vector_hits FULL OUTER JOIN text_hits USING the primary key)
-    SELECT <columns>, ranks, scores FROM fused JOIN <table> ORDER BY fused score DESC LIMIT $k
+                           FROM vector_hits FULL OUTER JOIN text_hits USING the primary key
+                          ORDER BY the fused score DESC LIMIT $k)
+    SELECT <columns>, ranks, scores FROM fused JOIN <table> ORDER BY the fused score DESC
 
 Both halves apply the same allow-listed *where*. A row missing from one ranking adds
 nothing from it: RRF needs no score calibration between cosine and ``ts_rank_cd``, only
 ranks. The query text is turned into an OR of its code-aware lexemes (see the migration):
 a question matches the rows holding any of its words, those holding more of them first.
 Once ANALYZE has sampled the column, lexemes too common to tell rows apart give way to
-rarer ones (TEXT_MATCH_BUDGET), which bounds the rows the lexical half ranks.
+rarer ones (TEXT_MATCH_BUDGET), which bounds the rows the lexical half ranks; that weighing
+runs in a PL/pgSQL function, whose catalog lookups are planned once per session. Only the
+top k fused keys are joined back to the table. The text, the vector, k, the candidates,
+the weights, rrf_k and the filters' values are bound parameters, so one statement text
+serves every search of a shape and asyncpg's statement cache keeps it prepared.
 Without usable text (None, or no letter or digit) the search degrades to the vector
 ranking, without an embedding to the lexical one; text of only stop words matches nothing,
 so the result is the vector ranking alone.
@@ -146,50 +150,22 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
     def _text_hits(self, filters: builtins.list[str], text: str, limit: str) -> str:
         """Return the CTEs of the lexical ranking: the tsquery once, its top *limit* rows.
 
-        The query's lexemes are weighed by the share of rows holding each, as ANALYZE
-        sampled it (``pg_stats.most_common_elems``; a lexeme not listed is rarer than the
-        rarest listed: half its share, as PostgreSQL's own estimate takes it), and kept
-        rarest first within TEXT_MATCH_BUDGET estimated rows.
+        ``codeatlas_budget_tsquery`` (see the migration) weighs the query's lexemes by the
+        share of rows holding each, as ANALYZE sampled it, and keeps them rarest first
+        within TEXT_MATCH_BUDGET estimated rows. Only the rows the GIN index hands out for
+        that query are ranked.
         """
         pk, tsv, table = self.primary_key, self.text_column, self.table
         where = " AND ".join([f"t.{tsv} @@ query.tsq", *filters])
-        # most_common_elem_freqs holds one share per element, then the least and the
-        # greatest of them and the null share
-        lexeme_stats = (
-            "lexeme_stats AS ("
-            "SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS shares "
-            f"FROM pg_stats s WHERE s.schemaname = current_schema() AND s.tablename = '{table}' "
-            f"AND s.attname = '{tsv}')"
-        )
-        common = (
-            "SELECT e.elem, e.share FROM lexeme_stats st, unnest(st.elems, st.shares) "
-            "AS e (elem, share)"
-        )
-        rare = (
-            "(SELECT coalesce((SELECT st.shares[array_length(st.elems, 1) + 1] / 2 "
-            "FROM lexeme_stats st), 0) AS share)"
-        )
-        lexemes = (
-            "SELECT w.lexeme, "
-            "sum(w.share) OVER (ORDER BY w.share, w.lexeme ROWS UNBOUNDED PRECEDING) AS upto, "
-            "row_number() OVER (ORDER BY w.share, w.lexeme) AS position "
-            "FROM (SELECT v.lexeme, coalesce(c.share, r.share) AS share "
-            f"FROM unnest(tsvector_to_array(codeatlas_code_tsvector('{TEXT_SEARCH_CONFIG}', "
-            f"{text}))) AS v (lexeme) LEFT JOIN ({common}) AS c ON c.elem = v.lexeme "
-            f"CROSS JOIN {rare} AS r) AS w"
-        )
-        rows = f"(SELECT greatest(reltuples, 1) FROM pg_class WHERE oid = '{table}'::regclass)"
         return (
-            f"{lexeme_stats}, "
             "query AS MATERIALIZED ("
-            "SELECT codeatlas_or_tsquery(array_agg(l.lexeme)) AS tsq "
-            f"FROM ({lexemes}) AS l "
-            f"WHERE l.position = 1 OR l.upto * {rows} <= {TEXT_MATCH_BUDGET}), "
+            f"SELECT codeatlas_budget_tsquery('{TEXT_SEARCH_CONFIG}', '{table}'::regclass, "
+            f"'{tsv}', {text}, {TEXT_MATCH_BUDGET}) AS tsq), "
             "text_hits AS ("
             "SELECT x._key, x._score, row_number() OVER (ORDER BY x._score DESC, x._key) AS _rank "
             f"FROM (SELECT t.{pk} AS _key, "
             f"ts_rank_cd(t.{tsv}, query.tsq, {_RANK_NORMALIZATION}) AS _score "
-            f"FROM {self.table} t, query WHERE {where} "
+            f"FROM {table} t, query WHERE {where} "
             f"ORDER BY _score DESC, t.{pk} LIMIT {limit}) AS x)"
         )
 
@@ -227,29 +203,43 @@ class TextSearchableRepository(SearchableRepository[RowT, CreateT, UpdateT]):
         if text_filters is not None and text is not None:
             ctes.append(self._text_hits(text_filters, text, "$2" if vector_sql else "$1"))
             terms.append(f"coalesce({weight_text}::float8 / ({rrf_k}::int + x._rank), 0)")
+        ranks: tuple[str, str, str, str, str]  # key, vector rank, text rank, text score, distance
         if vector_sql is not None and text_filters is not None:
             source = "vector_hits v FULL OUTER JOIN text_hits x ON x._key = v._key"
-            ranks = "coalesce(v._key, x._key), v._rank, x._rank, x._score"
+            ranks = ("coalesce(v._key, x._key)", "v._rank", "x._rank", "x._score", "v._distance")
         elif vector_sql is not None:
-            source, ranks = "vector_hits v", "v._key, v._rank, NULL::bigint, NULL::real"
+            source = "vector_hits v"
+            ranks = ("v._key", "v._rank", "NULL::bigint", "NULL::real", "v._distance")
         else:
-            source, ranks = "text_hits x", "x._key, NULL::bigint, x._rank, x._score"
-        ctes.append(
-            "fused (_key, _vector_rank, _text_rank, _text_score, _fused) AS ("
-            f"SELECT {ranks}, {' + '.join(terms)} FROM {source})"
+            source = "text_hits x"
+            ranks = ("x._key", "NULL::bigint", "x._rank", "x._score", "NULL::float8")
+        named = ", ".join(
+            f"{value} AS {name}"
+            for value, name in zip(
+                (*ranks, " + ".join(terms)),
+                ("_key", "_vector_rank", "_text_rank", "_text_score", "_distance", "_fused"),
+                strict=True,
+            )
         )
+        # the top k by fused score before the join back: only those rows are read
+        order = "_fused DESC, _vector_rank NULLS LAST, _text_rank NULLS LAST, _key"
+        ctes.append(f"fused AS (SELECT {named} FROM {source} ORDER BY {order} LIMIT {k})")
         columns = ", ".join(
             f"t.{c}" for c in self.columns if include_embedding or c not in self.vector_columns
         )
-        # the cosine of every returned row, also of those only the lexical half found
-        cosine = f"t.{self.vector_column} <=> $1" if vector_sql is not None else "NULL::float8"
+        # the cosine of every returned row: the vector half measured it for its own rows,
+        # the others (found by the lexical half alone) are measured here
+        cosine = (
+            f"coalesce(f._distance, t.{self.vector_column} <=> $1)"
+            if vector_sql is not None
+            else "NULL::float8"
+        )
         return (
             f"WITH {', '.join(ctes)} "
             f"SELECT {columns}, f._vector_rank, f._text_rank, f._text_score, f._fused, "
             f"{cosine} AS _distance "
             f"FROM fused f JOIN {self.table} t ON t.{self.primary_key} = f._key "
-            "ORDER BY f._fused DESC, f._vector_rank NULLS LAST, f._text_rank NULLS LAST, "
-            f"t.{self.primary_key} LIMIT {k}"
+            "ORDER BY f._fused DESC, f._vector_rank NULLS LAST, f._text_rank NULLS LAST, f._key"
         )
 
     def _fused_matches(self, records: Sequence[Any]) -> builtins.list[Match[RowT]]:

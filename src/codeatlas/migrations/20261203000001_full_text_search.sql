@@ -50,19 +50,18 @@
 -- migrate:up
 CREATE OR REPLACE FUNCTION codeatlas_code_words(body text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-SELECT regexp_replace(capped, '([[:alnum:]])_+(?=[[:alnum:]])', '\1', 'g')
+SELECT regexp_replace(capped, '(?<=[[:alnum:]])_+(?=[[:alnum:]])', '', 'g')
        || ' '
-       || translate(
-            regexp_replace(
-              regexp_replace(
-                regexp_replace(
-                  regexp_replace(capped, '([[:lower:][:digit:]])(?=[[:upper:]])', '\1 ', 'g'),
-                  '([[:upper:]])(?=[[:upper:]][[:lower:]])', '\1 ', 'g'),
-                '([[:alpha:]])(?=[[:digit:]])', '\1 ', 'g'),
-              '([[:digit:]])(?=[[:alpha:]])', '\1 ', 'g'),
-            './\:', '    ')
-  FROM (SELECT regexp_replace(left(coalesce(body, ''), 100000), '[^[:space:]]{200,}', ' ', 'g')
-               AS capped) AS input
+       || replace(replace(replace(replace(
+            regexp_replace(capped,
+                 '(?<=[[:lower:][:digit:]])(?=[[:upper:]])'
+              || '|(?<=[[:upper:]])(?=[[:upper:]][[:lower:]])'
+              || '|(?<=[[:alpha:]])(?=[[:digit:]])'
+              || '|(?<=[[:digit:]])(?=[[:alpha:]])', ' ', 'g'),
+            '.', ' '), '/', ' '), '\', ' '), ':', ' ')
+  FROM (SELECT CASE WHEN length(head) < 200 THEN head
+                    ELSE regexp_replace(head, '[^[:space:]]{200,}', ' ', 'g') END AS capped
+          FROM (SELECT left(coalesce(body, ''), 100000) AS head) AS input) AS input
 $fn$;
 
 CREATE OR REPLACE FUNCTION codeatlas_code_tsvector(config regconfig, body text) RETURNS tsvector
@@ -81,6 +80,59 @@ $fn$;
 CREATE OR REPLACE FUNCTION codeatlas_code_tsquery(config regconfig, query text) RETURNS tsquery
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
 SELECT codeatlas_or_tsquery(tsvector_to_array(codeatlas_code_tsvector(config, query)))
+$fn$;
+
+-- The OR of the lexemes of *query* (as codeatlas_code_tsquery) that search_text and
+-- search_hybrid use on column *col* of table *tbl*: each lexeme is weighed by the share of
+-- rows holding it as ANALYZE sampled it (pg_stats.most_common_elems; a lexeme not listed
+-- is rarer than the rarest listed: half its share, as PostgreSQL's own estimate takes it),
+-- and lexemes are kept rarest first while the estimated matching rows stay within
+-- *budget*; the rarest is always kept. Without statistics nothing is dropped. PL/pgSQL,
+-- so the catalog lookups are planned once per session, not with every search (the
+-- pg_stats view is a large statement to plan); STABLE: it reads the catalogs.
+-- most_common_elem_freqs holds one share per element, then the least and the greatest
+-- of them and the null share.
+CREATE OR REPLACE FUNCTION codeatlas_budget_tsquery(
+    config regconfig, tbl regclass, col name, query text, budget integer
+) RETURNS tsquery
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $fn$
+DECLARE
+    lexemes text[] := tsvector_to_array(codeatlas_code_tsvector(config, query));
+    elems text[];
+    shares real[];
+    rare real;
+    rows_estimate real;
+BEGIN
+    IF cardinality(lexemes) = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT greatest(c.reltuples, 1) INTO rows_estimate FROM pg_class c WHERE c.oid = tbl;
+    -- a share is at most 1: when every lexeme could match every row within the budget,
+    -- none is dropped, and the statistics need not be read (the rarest is always kept)
+    IF cardinality(lexemes) = 1 OR rows_estimate * cardinality(lexemes) <= budget THEN
+        RETURN codeatlas_or_tsquery(lexemes);
+    END IF;
+    SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs INTO elems, shares
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+     WHERE c.oid = tbl AND s.attname = col;
+    IF elems IS NULL THEN
+        RETURN codeatlas_or_tsquery(lexemes);
+    END IF;
+    rare := coalesce(shares[cardinality(elems) + 1] / 2, 0);
+    RETURN (
+        SELECT codeatlas_or_tsquery(array_agg(l.lexeme ORDER BY l.position))
+          FROM (SELECT w.lexeme,
+                       sum(w.share) OVER (ORDER BY w.share, w.lexeme ROWS UNBOUNDED PRECEDING)
+                           AS upto,
+                       row_number() OVER (ORDER BY w.share, w.lexeme) AS position
+                  FROM (SELECT v.lexeme, coalesce(shares[array_position(elems, v.lexeme)], rare)
+                                   AS share
+                          FROM unnest(lexemes) AS v (lexeme)) AS w) AS l
+         WHERE l.position = 1 OR l.upto * rows_estimate <= budget
+    );
+END
 $fn$;
 
 -- The string items *path* selects in a JSONB array (codebase_metadata's lists hold strings
@@ -155,6 +207,7 @@ ALTER TABLE code_locations DROP COLUMN IF EXISTS search_tsv;
 DROP INDEX IF EXISTS idx_code_embeddings_search_tsv;
 ALTER TABLE code_embeddings DROP COLUMN IF EXISTS search_tsv;
 DROP FUNCTION IF EXISTS codeatlas_jsonb_words(jsonb, jsonpath);
+DROP FUNCTION IF EXISTS codeatlas_budget_tsquery(regconfig, regclass, name, text, integer);
 DROP FUNCTION IF EXISTS codeatlas_code_tsquery(regconfig, text);
 DROP FUNCTION IF EXISTS codeatlas_or_tsquery(text[]);
 DROP FUNCTION IF EXISTS codeatlas_code_tsvector(regconfig, text);
