@@ -11,6 +11,7 @@ import pytest
 
 import codeatlas
 from codeatlas.cli import main
+from codeatlas.embedders import HashingEmbedder
 from codeatlas.embedders.local import WordLlamaEmbedder
 from codeatlas.errors import InvalidInputError, NotFoundError
 from codeatlas.indexer import Indexer
@@ -153,3 +154,109 @@ async def test_library_search_and_the_recorded_embedder(atlas: codeatlas.Atlas, 
         await search(atlas, "x", "q", mode="fuzzy")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="query"):
         await search(atlas, "  ", "q")
+
+
+SHOP = {
+    "shop/__init__.py": '"""A shop."""\n',
+    "shop/payments.py": '''"""Charge a customer's credit card at the payment gateway."""
+
+
+class Gateway:
+    """The payment gateway's client: charges and refunds of credit cards."""
+
+    def submit(self, card, amount):
+        """Submit *amount* against *card*."""
+        return (card, amount)
+
+    def refund(self, charge_id):
+        """Give the money of *charge_id* back."""
+        return charge_id
+''',
+    # a decoy: a function named like the question, in a file about something else
+    "shop/labels.py": '''"""Labels printed on parcels."""
+
+
+def credit_card_label(text):
+    """Return *text* framed as a label."""
+    return f"[{text}]"
+
+
+def parcel_label(text):
+    """Return *text* as a parcel label."""
+    return text
+''',
+    "shop/stock.py": '''"""Stock levels of the warehouse."""
+
+
+def count_items(rows):
+    """Count the items in *rows*."""
+    return len(rows)
+''',
+}
+
+
+async def test_hybrid_functions_rank_under_the_files_found(
+    atlas: codeatlas.Atlas, tmp_path: Path
+) -> None:
+    root = tmp_path / "shop-tree"
+    for relative, text in SHOP.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    await Indexer(atlas, workers=0).index(root, codebase_id="shop")
+    question = "charge a customer's credit card"
+    # the functions' own hybrid ranking alone puts the decoy first (its name matches) ...
+    vector = (await HashingEmbedder(768).embed([question]))[0]
+    own = await atlas.code.locations.search_hybrid(
+        question, vector, 4, where={"project": "shop", "symbol_type": ["function", "method"]}
+    )
+    assert own[0].item.symbol_name == "credit_card_label"
+    # ... search ranks the files first, and a function of the best file above it
+    result = await search(atlas, question, "shop", k=2)
+    assert result.files[0].path == "shop/payments.py"
+    assert result.functions[0].path == "shop/payments.py"
+    assert result.functions[0].name in {"Gateway.submit", "Gateway.refund"}
+    assert len(result.functions) == 2
+    found = {f.path for f in result.files}
+    listed = [f.path in found for f in result.functions]
+    assert listed == sorted(listed, reverse=True)  # functions of the files found come first
+    scores = [f.score for f in result.functions]
+    assert scores == sorted(scores, reverse=True)
+    # a file scores the RRF of four rankings: its own vector and lexical ranks, and those of
+    # its best chunk (weight 0.5), each ranking ordering files by their best row in it
+    large = (await HashingEmbedder(1536).embed([question]))[0]
+    own_files = await atlas.codebases.search_hybrid(
+        question, large, 160, where={"codebase_id": "shop"}, candidates=80
+    )
+    ids = {f.id: f.file_path for f in (await atlas.code.list({"project_name": "shop"})).items}
+    chunks = await atlas.code.embeddings.search_hybrid(
+        question, vector, 200, where={"code_file_id": list(ids)}, candidates=100
+    )
+    expected: dict[str, float] = {}
+    for weight, pairs in (
+        (1.0, [(m.item.path, m.vector_rank) for m in own_files]),
+        (1.0, [(m.item.path, m.text_rank) for m in own_files]),
+        (0.5, [(ids[c.item.code_file_id], c.vector_rank) for c in chunks]),
+        (0.5, [(ids[c.item.code_file_id], c.text_rank) for c in chunks]),
+    ):
+        best: dict[str, int] = {}
+        for path, rank in pairs:
+            if rank is not None:
+                best[path] = min(rank, best.get(path, rank))
+        for position, path in enumerate(sorted(best, key=best.__getitem__), 1):
+            expected[path] = expected.get(path, 0.0) + weight / (60 + position)
+    assert len(expected) == 4  # every file is in some ranking
+    every = await search(atlas, question, "shop", k=4)
+    assert [(f.path, pytest.approx(f.score)) for f in every.files] == sorted(
+        expected.items(), key=lambda item: (-item[1], item[0])
+    )
+    # more functions than the files found hold: the others follow, by their own rank
+    wide = await search(atlas, question, "shop", k=6)
+    in_found = [f.path in {h.path for h in wide.files} for f in wide.functions]
+    assert in_found == sorted(in_found, reverse=True)
+    # vector and text modes are the single rankings, without the file prior
+    text = await search(atlas, question, "shop", k=2, mode="text")
+    assert text.functions[0].name == "credit_card_label"
+    for k in (0, 101, True):
+        with pytest.raises(InvalidInputError, match="k must be"):
+            await search(atlas, question, "shop", k=k)

@@ -4,7 +4,8 @@
 the 1536-d summary vector and the file's names, paths and docstrings) and its functions and
 methods (code_locations: the 768-d symbol vector and name, signature, documentation) for a
 question. ``mode`` picks the ranking: ``hybrid`` (default: ``search_hybrid``, RRF of the
-vector and lexical rankings; files also by the hybrid rank of their best chunk, RRF again),
+vector and lexical rankings; files also by the hybrid rank of their best chunk, RRF again;
+functions also by the rank of their file among the files found, the file weighing most),
 ``vector`` (``search_similar``) or ``text`` (``search_text``). The query is embedded with the
 embedder the index was built with (recorded in its rows), so the vectors compare.
 ``codeatlas search`` and ``codeatlas demo`` both answer through this module.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -22,8 +24,11 @@ from ..atlas import Atlas
 from ..embedders import Embedder, embedder
 from ..errors import InvalidInputError, NotFoundError
 from ..models import AnalysisStatus
+from ..repositories._base import check_count
+from ..search import MAX_K as _SEARCH_MAX_K
 
 __all__ = [
+    "MAX_K",
     "MODES",
     "FileHit",
     "FunctionHit",
@@ -37,16 +42,41 @@ Mode = Literal["hybrid", "vector", "text"]
 #: The rankings ``search`` offers.
 MODES: Final = ("hybrid", "vector", "text")
 _FUNCTION_KINDS: Final = ["function", "method"]
-#: RRF constant and the weight of a file's best chunk next to the file's own hybrid rank
-#: (chosen on the dev questions of benchmarks/retrieval_queries.json, never per question:
-#: weights 1.0 / 0.5 / 0 gave file MRR@10 0.82 / 0.86 / 0.76 there with the hashing index)
+# The hybrid knobs below were chosen on the dev questions of
+# benchmarks/retrieval_queries.json (never per question, never on the held-out ones); the
+# figures each alternative gave are in docs/embedders.md.
+#: RRF constant of the fusions made here (as search_hybrid's default)
 _RRF_K: Final = 60
+#: files: candidates a half of the files' search_hybrid, per k (deeper lists: dev file
+#: MRR@10 0.852 / 0.877 / 0.890 with 20 / 40 / 80 a half, hashing, in the nested fusion
+#: described next; unchanged with the local model)
+_FILE_DEPTH: Final = 8
+#: files: candidates a half of the chunks' search_hybrid, per k
+_CHUNK_DEPTH: Final = 10
+#: files: the weight of the two rankings of a file's best chunk next to the two of its own
+#: (chosen earlier among 1.0 / 0.5 / 0, when the file's own hybrid rank and its best
+#: chunk's were fused instead of the four component ranks: dev file MRR@10 0.82 / 0.86 /
+#: 0.76, hashing). Fusing the four components flat, as one RRF, gave 0.905 where the nested
+#: fusion gave 0.862 (hashing; 0.957 and 0.952 local); summing a file's best 2, 3 or 5
+#: chunks instead of taking the best one lost (0.883 / 0.815 / 0.764: long files win then).
+_CHUNK_WEIGHT: Final = 0.5
+#: functions: candidates a half of their search_hybrid, per k
+_FUNCTION_DEPTH: Final = 5
+#: the largest k of ``search``
+MAX_K: Final = 100
+# candidates a half at most: search_hybrid returns up to twice that, within its own MAX_K
+_HALF: Final = _SEARCH_MAX_K // 2
+#: functions: the weight of the function's file rank (among the k files found) next to its
+#: own hybrid rank; a heavy weight makes the ranking hierarchical, the functions of the
+#: best file first, ordered by their own rank (dev function MRR@10 with weights 0 / 1 / 2 /
+#: 5 / 10 / 100: 0.39 / 0.52 / 0.52 / 0.53 / 0.55 / 0.55 hashing, 0.36 / 0.52 / 0.55 /
+#: 0.64 / 0.67 / 0.68 local)
+_FILE_PRIOR: Final = 10.0
 # the chunk search filters on code_file_id: the codebase's file ids, and their paths
 _FILE_IDS: Final = """
 SELECT id, file_path
   FROM code_files
  WHERE project_name = $1"""
-_CHUNK_WEIGHT: Final = 0.5
 # the recorded embedder's name -> the name ``embedder()`` builds it by
 _KNOWN: Final = {"hashing": "hashing", "wordllama-l2_supercat-256": "local"}
 
@@ -130,6 +160,15 @@ async def embedder_name_of(atlas: Atlas, codebase_id: str) -> str:
     return _KNOWN[name]
 
 
+def _ranks_by_best(pairs: Iterable[tuple[str | None, int | None]]) -> dict[str, int]:
+    """Return each path's rank (1 = best) by the best of the component ranks it holds."""
+    best: dict[str, int] = {}
+    for path, rank in pairs:
+        if path is not None and rank is not None and rank < best.get(path, rank + 1):
+            best[path] = rank
+    return {path: i for i, path in enumerate(sorted(best, key=lambda p: (best[p], p)), 1)}
+
+
 async def _hybrid_files(
     atlas: Atlas,
     query: str,
@@ -138,34 +177,79 @@ async def _hybrid_files(
     small_vec: Any,
     large_vec: Any,
 ) -> list[FileHit]:
-    """Rank files by RRF of their own hybrid rank and the hybrid rank of their best chunk.
+    """Rank files by RRF of four rankings: the file's own vector and lexical ranks, and the
+    vector and lexical ranks of its best chunk.
 
     A file's summary and tsvector hold its path, names and docstrings; its chunks hold the
-    module docstring and the code, which answer many questions the names do not.
+    module docstring and the code, which answer many questions the names do not. Each
+    ``search_hybrid`` returns every row either of its halves ranked, with both ranks.
     """
+    file_candidates = min(_HALF, max(_FILE_DEPTH * k, 80))
     files = await atlas.codebases.search_hybrid(
-        query, large_vec, max(2 * k, 20), where={"codebase_id": codebase_id}
+        query,
+        large_vec,
+        2 * file_candidates,
+        where={"codebase_id": codebase_id},
+        candidates=file_candidates,
     )
     paths = {r["id"]: r["file_path"] for r in await atlas.executor.fetch(_FILE_IDS, codebase_id)}
+    chunk_candidates = min(_HALF, max(_CHUNK_DEPTH * k, 100))
     chunks = (
         await atlas.code.embeddings.search_hybrid(
-            query, small_vec, max(5 * k, 50), where={"code_file_id": list(paths)}
+            query,
+            small_vec,
+            2 * chunk_candidates,
+            where={"code_file_id": list(paths)},
+            candidates=chunk_candidates,
         )
         if paths
         else []
     )
+    of_chunk = [
+        (paths.get(c.item.code_file_id) if c.item.code_file_id else None, c) for c in chunks
+    ]
+    rankings = (
+        (1.0, _ranks_by_best((m.item.path, m.vector_rank) for m in files)),
+        (1.0, _ranks_by_best((m.item.path, m.text_rank) for m in files)),
+        (_CHUNK_WEIGHT, _ranks_by_best((path, c.vector_rank) for path, c in of_chunk)),
+        (_CHUNK_WEIGHT, _ranks_by_best((path, c.text_rank) for path, c in of_chunk)),
+    )
     scores: dict[str, float] = {}
-    for rank, match in enumerate(files, 1):
-        scores[match.item.path] = scores.get(match.item.path, 0.0) + 1.0 / (_RRF_K + rank)
-    best: dict[str, int] = {}
-    for rank, chunk in enumerate(chunks, 1):
-        path = paths.get(chunk.item.code_file_id) if chunk.item.code_file_id else None
-        if path is not None:
-            best.setdefault(path, rank)
-    for path, rank in best.items():
-        scores[path] = scores.get(path, 0.0) + _CHUNK_WEIGHT / (_RRF_K + rank)
+    for weight, ranks in rankings:
+        for path, rank in ranks.items():
+            scores[path] = scores.get(path, 0.0) + weight / (_RRF_K + rank)
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
     return [FileHit(path.replace("\\", "/"), value) for path, value in ranked]
+
+
+async def _hybrid_functions(
+    atlas: Atlas,
+    query: str,
+    where: dict[str, Any],
+    k: int,
+    small_vec: Any,
+    files: list[FileHit],
+) -> list[tuple[Any, float]]:
+    """Rank functions by RRF of their own hybrid rank and their file's rank in *files*.
+
+    A question names what a file is about more often than the function that does it; the
+    files found are the stronger evidence, so a function of the best file comes first
+    unless its own rank is far below another's.
+    """
+    candidates = min(_HALF, max(_FUNCTION_DEPTH * k, 50))
+    found = await atlas.code.locations.search_hybrid(
+        query, small_vec, 2 * candidates, where=where, candidates=candidates
+    )
+    file_rank = {hit.path: rank for rank, hit in enumerate(files, 1)}
+    scored = []
+    for rank, match in enumerate(found, 1):
+        value = 1.0 / (_RRF_K + rank)
+        of_file = file_rank.get(match.item.file_path.replace("\\", "/"))
+        if of_file is not None:
+            value += _FILE_PRIOR / (_RRF_K + of_file)
+        scored.append((rank, match, value))
+    scored.sort(key=lambda item: (-item[2], item[0]))
+    return [(match, value) for _, match, value in scored[:k]]
 
 
 async def search(
@@ -185,6 +269,7 @@ async def search(
     """
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+    check_count(k, field="k", low=1, high=MAX_K)
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("query must be a non-empty str")
     name = "custom"
@@ -217,8 +302,11 @@ async def search(
     function_where = {"project": codebase_id, "symbol_type": _FUNCTION_KINDS}
     locations = atlas.code.locations
     started = time.perf_counter()
+    scored: list[tuple[Any, float]] | None = None
     if mode == "hybrid":
-        functions = await locations.search_hybrid(query, small_vec, k, where=function_where)
+        assert file_hits is not None
+        scored = await _hybrid_functions(atlas, query, function_where, k, small_vec, file_hits)
+        functions = []
     elif mode == "vector":
         assert small_vec is not None
         functions = await locations.search_similar(small_vec, k, where=function_where)
@@ -244,9 +332,9 @@ async def search(
                 m.item.file_path.replace("\\", "/"),
                 str((m.item.metadata or {}).get("qualname") or m.item.symbol_name),
                 int(m.item.line_start),
-                score(m),
+                value,
             )
-            for m in functions
+            for m, value in (scored if scored is not None else [(m, score(m)) for m in functions])
         ),
         files_ms=files_ms,
         functions_ms=functions_ms,
