@@ -13,7 +13,7 @@ import pytest
 
 import codeatlas
 from codeatlas.errors import InvalidInputError, InvalidVectorError
-from codeatlas.models import VectorSearchCreate
+from codeatlas.models import SemanticCacheEntryCreate, VectorSearchCreate
 from fixtures.data import Vectors, unit_rows
 
 
@@ -191,9 +191,15 @@ async def test_semantic_cache_lookup_counts_on_a_side_row_never_on_the_entry(
     atlas: codeatlas.Atlas,
 ) -> None:
     cache = atlas.semantic_cache
-    vectors = unit_rows(40, 768, seed=12)
-    for i, vector in enumerate(vectors):
-        await cache.store(f"q{i}", vector, f"a{i}", model="m")
+    vectors = unit_rows(2000, 768, seed=12)  # enough rows that the planner wants the index
+    await cache.insert_many(
+        [
+            SemanticCacheEntryCreate(
+                cache_key=f"k{i}", query=f"q{i}", query_embedding=v, response=f"a{i}", model="m"
+            )
+            for i, v in enumerate(vectors)
+        ]
+    )
     await atlas.executor.execute("ANALYZE semantic_cache")
     knob = await cache._probes(None)
     settings = cache._knobs(knob, exact=False, k=1) | {"synchronous_commit": "off"}

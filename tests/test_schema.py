@@ -43,6 +43,7 @@ HEAD_VERSIONS: Final = [
     20261202000001,
     20261203000001,
     20261204000001,
+    20261204000002,
 ]
 
 
@@ -727,6 +728,11 @@ def ivfflat(name: str, column: str) -> Index:
     return (name, False, "ivfflat", (column,))
 
 
+SEMANTIC_CACHE_INDEX: Final = "idx_semantic_cache_query_embedding_vector"
+#: The semantic cache's HNSW index (20261204000002).
+HNSW_OPTIONS: Final = ["m=16", "ef_construction=64"]
+
+
 #: Every index but the primary key, per table (reference §2-§8, Ecto's names).
 EXPECTED_INDEXES: Final[dict[str, set[Index]]] = {
     "rules": {
@@ -776,7 +782,8 @@ EXPECTED_INDEXES: Final[dict[str, set[Index]]] = {
         btree("semantic_cache_cache_key_index", "cache_key", unique=True),
         btree("semantic_cache_last_accessed_index", "last_accessed"),
         btree("semantic_cache_hit_count_index", "hit_count"),
-        ivfflat("idx_semantic_cache_query_embedding_vector", "query_embedding"),
+        # HNSW since codeatlas' 20261204000002 (the reference's IVFFlat before it)
+        ("idx_semantic_cache_query_embedding_vector", False, "hnsw", ("query_embedding",)),
     },
     "codebase_metadata": {
         btree("codebase_metadata_codebase_id_path_index", "codebase_id", "path", unique=True),
@@ -1037,10 +1044,11 @@ async def test_indexes_match_the_reference(migrated_dsn: str) -> None:
             for row in rows:
                 if not row["valid"]:
                     mismatches.append(f"{row['name']} is INVALID")
-                if row["method"] == "ivfflat":
+                if row["method"] in {"ivfflat", "hnsw"}:
                     if list(row["opclasses"]) != ["vector_cosine_ops"]:
                         mismatches.append(f"{row['name']}: opclass {list(row['opclasses'])}")
-                    if list(row["options"]) != ["lists=100"]:
+                    built = ["lists=100"] if row["method"] == "ivfflat" else HNSW_OPTIONS
+                    if list(row["options"]) != built:
                         mismatches.append(f"{row['name']}: options {list(row['options'])}")
                 elif list(row["options"]) != []:
                     mismatches.append(f"{row['name']}: options {list(row['options'])}")
@@ -1187,13 +1195,15 @@ async def test_every_vector_index_has_a_build_record(migrated_dsn: str) -> None:
             "semantic_cache",
             "query_embedding",
             768,
-            100,
+            0,  # HNSW since 20261204000002: no lists
             0,
             True,
         ),
         ("idx_vector_search_embedding", "vector_search", "vector_embedding", 1536, 100, 0, True),
     ]
-    assert [r["relname"] for r in ivfflat_indexes] == [r["index_name"] for r in records]
+    assert [r["relname"] for r in ivfflat_indexes] == [
+        r["index_name"] for r in records if r["index_name"] != SEMANTIC_CACHE_INDEX
+    ]
 
 
 # -- round trip ---------------------------------------------------------------------------
@@ -1348,6 +1358,7 @@ async def test_rollback_of_tables_holding_rows_refuses_and_reverts_nothing(
     assert await catalog(migrated_dsn) == before
     # a rollback that stops above the table's migration goes through
     assert (await migrator.rollback(to=20250101000010)).reverted == [
+        20261204000002,
         20261204000001,
         20261203000001,
         20261202000001,
