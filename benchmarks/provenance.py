@@ -63,6 +63,7 @@ def _record(results: dict[str, Any]) -> dict[str, Any]:
         "duration_s": results.get("duration_s"),
         "profile": results["profile"],
         "commit": results.get("commit"),
+        "cpu": f"{machine.get('cpu_count')} × {machine.get('cpu_model')}",
         "packages": machine.get("packages", {}),
         "server_settings": machine.get("server_settings", {}),
         "load_average_start": machine["load_average_start"],

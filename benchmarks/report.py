@@ -232,8 +232,13 @@ def _machine(results: dict[str, Any]) -> str:
     machine = results["machine"]
     runs = provenance.runs(results)
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
-    rows: list[tuple[str, str]] = [
-        ("CPU", f"{machine['cpu_count']} × {machine['cpu_model']}"),
+    cpus = [run.get("cpu", f"{machine['cpu_count']} × {machine['cpu_model']}") for run in runs]
+    rows: list[tuple[str, str]] = (
+        [("CPU", cpus[0])]
+        if len(set(cpus)) == 1
+        else [(f"CPU, run {number}", cpu) for number, cpu in enumerate(cpus, 1)]
+    )
+    rows += [
         ("memory", f"{machine['memory_gb']} GB"),
         ("platform", machine["platform"]),
         ("PostgreSQL", f"{machine['postgresql']} ({machine['server']})"),
@@ -329,10 +334,16 @@ def _scale(results: dict[str, Any]) -> str:
             )
     text = "**What is on this page.** " + ("; ".join(lines)) + "."
     if len(runs) > 1:
+        machines = {run.get("cpu") for run in runs}
         text += (
             " Ratios are only ever taken within one run (each table's baseline was measured in "
             "the same run as the figures compared with it); absolute times of different runs "
-            "differ with the machine's load."
+            "differ with the machine's load"
+            + (
+                " and here with the machine itself (the CPU model differs: see Setup)."
+                if len(machines) > 1
+                else "."
+            )
         )
     if missing:
         text += " **Not measured in these runs:** " + ", ".join(missing) + "."
@@ -711,6 +722,17 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         "which figures each produced)"
     )
     reduced = [run["profile"]["rows"] for run in runs if run["profile"]["rows"] < 100_000]
+    sizes = [(r["profile"]["rows"], r["profile"]["queries"], r["profile"]["rounds"]) for r in runs]
+    per_run = (
+        " Profiles differ between the runs (the figures above are the last run's): "
+        + "; ".join(
+            f"run {number}: {rows:,} rows, {queries:,} held-out queries, {rounds} rounds"
+            for number, (rows, queries, rounds) in enumerate(sizes, 1)
+        )
+        + "."
+        if len(set(sizes)) > 1
+        else ""
+    )
     sections = [
         "# Benchmarks",
         "",
@@ -767,7 +789,7 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         "of queries and the order rotates between rounds, so background noise is shared. "
         "Latency is measured per search in the client (it includes the client's Python "
         "work); QPS is searches over wall time. The server and the benchmark share the "
-        "machine's CPUs.",
+        "machine's CPUs." + per_run,
         "",
         "## Search",
         "",

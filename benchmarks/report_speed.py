@@ -321,8 +321,13 @@ def settings_section(results: dict[str, Any]) -> str:
             f"{source}mbedded server as codeatlas now starts it (sized for the machine: "
             "`codeatlas._server.server_settings`) against PostgreSQL's defaults, on the "
             f"{tables} table{'s' if len(dims) > 1 else ''} the run had loaded ({rows_text}"
-            "each with the last index the strategies benchmark built, HNSW, at its tuned "
-            f"knob), {effect['queries']} held-out queries each, one client, after a restart:",
+            "each with HNSW at its tuned knob"
+            + (
+                ", the last index the strategies benchmark built"
+                if not effect.get("loaded_for_it")
+                else "; for a table the run did not benchmark, see the note below the tables"
+            )
+            + f"), {effect['queries']} held-out queries each, one client, after a restart:",
             "",
             _table(["setting", "sized", "PostgreSQL default"], rows),
             "",
