@@ -3,7 +3,10 @@
 Each command lives in its own module, imported only when that command runs, so
 ``codeatlas migrate`` loads neither the indexer nor the analysis code. ``main()`` decides
 what reaches the terminal when a command fails: one line saying what happened (never a
-driver's class name, never a password) and exit code 1; Ctrl-C exits with 130.
+driver's class name, never a password) and exit code 1. Ctrl-C (SIGINT) and SIGTERM stop
+a command cleanly: the running work is cancelled (what committed stays, transactions roll
+back), connections close, the embedded server stops if no other process uses it, and the
+exit code is 130 or 143 (128 + the signal's number), with one line and no traceback.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import asyncio
 import importlib
 import os
 import re
+import signal
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Final, NoReturn
+from collections.abc import Coroutine, Sequence
+from typing import Any, Final, NoReturn
 
 from .. import __version__
 
@@ -126,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
         default="hashing",
         help="hashing (default, no model) or local (the wordllama model: extra 'local')",
     )
+    tree.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="while another run indexes the same codebase, wait at most this long "
+        "(default: wait until it ends; 0: do not wait)",
+    )
     find = command("search", "answer a question from an indexed codebase (no re-indexing)")
     find.add_argument("query", help="the question, in words or identifiers")
     find.add_argument(
@@ -176,6 +187,47 @@ _COMMANDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+class _Terminated(Exception):
+    """The command was cancelled because the process received SIGTERM."""
+
+
+async def _terminable(work: Coroutine[Any, Any, int]) -> int:
+    """Await *work*; on SIGTERM cancel it and raise ``_Terminated`` once it has unwound.
+
+    Python's default SIGTERM action ends the process on the spot: no ``finally``, no
+    ``atexit``, so the embedded server (stopped by the exit hook of the last process that
+    uses it) would keep running. Cancelling instead runs the same path as Ctrl-C.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here: run as is
+        return await work
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _stopped(name: str) -> None:
+    from ._console import err
+
+    err.print(f"stopped ({name})", markup=False, highlight=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
@@ -184,9 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         module_name, function_name = _COMMANDS[args.command]
         module = importlib.import_module(f".{module_name}", __name__)
         run = getattr(module, function_name)
-        return int(asyncio.run(run(args)))
+        return int(asyncio.run(_terminable(run(args))))
     except KeyboardInterrupt:
-        return 130
+        _stopped("SIGINT")
+        return 128 + signal.SIGINT
+    except _Terminated:
+        _stopped("SIGTERM")
+        return 128 + signal.SIGTERM
     except Exception as exc:
         import asyncpg
         import pydantic

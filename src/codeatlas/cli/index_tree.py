@@ -47,6 +47,7 @@ async def index_tree(args: argparse.Namespace) -> int:
                 max_file_size=args.max_file_size,
                 embedder=embedder(args.embedder, 768),
                 file_embedder=embedder(args.embedder, 1536),
+                lock_timeout=args.lock_timeout,
                 on_progress=on_progress,
             )
             report = await indexer.index(Path(args.path), codebase_id=args.codebase_id)
@@ -71,7 +72,9 @@ def progress_view(console: Console) -> Iterator[Callable[[IndexProgress], None]]
     tasks: dict[str, TaskID] = {}
 
     def update(event: IndexProgress) -> None:
-        if event.stage == "maintenance" and event.detail:
+        if event.stage == "lock":
+            label = "wait: another indexer"  # it holds this codebase; the run starts after
+        elif event.stage == "maintenance" and event.detail:
             label = event.detail if event.detail.startswith("vacuum") else f"index {event.detail}"
         elif event.stage == "parse" and event.detail:
             label = f"parse {event.detail}"

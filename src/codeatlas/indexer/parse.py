@@ -4,14 +4,20 @@ A file never fails the stage: an exception while analysing it (including Recursi
 pathological nesting) skips it with the reason, and a worker process that dies (a C stack
 overflow in the parser, the OOM killer) is replaced and its files retried one per task, so
 only the file that kills a worker again is skipped.
+
+Workers start with SIGINT blocked: Ctrl-C in a terminal reaches the whole process group,
+and only the parent should act on it (cancel the run, shut the pool down); a worker
+interrupted mid-import would print a traceback and break the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Final
@@ -102,15 +108,22 @@ async def _in_processes(
     suspects: list[SourceFile] = []
     # spawn: forking a process that runs an event loop and holds sockets is unsafe
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {
-            loop.run_in_executor(pool, _analyse_batch, batch, module_prefix): batch
-            for batch in pending
-        }
-        for future in asyncio.as_completed(futures):
-            try:
-                record(await future)
-            except BrokenProcessPool:
-                break
+        with _sigint_blocked():  # workers spawn as work is submitted
+            futures = {
+                loop.run_in_executor(pool, _analyse_batch, batch, module_prefix): batch
+                for batch in pending
+            }
+        try:
+            for future in asyncio.as_completed(futures):
+                try:
+                    record(await future)
+                except BrokenProcessPool:
+                    break
+        except BaseException:  # cancelled: start no more batches, leave no result unread
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     for future, batch in futures.items():
         if future.done() and not future.cancelled() and future.exception() is None:
             record(future.result())  # finished before the break, perhaps not recorded yet
@@ -122,7 +135,26 @@ async def _in_processes(
     for source in suspects:
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
             try:
-                result = await loop.run_in_executor(pool, analyse_one, source, module_prefix)
+                with _sigint_blocked():
+                    running = loop.run_in_executor(pool, analyse_one, source, module_prefix)
+                result = await running
             except BrokenProcessPool:
                 result = SkippedFile(source.path, "analysis crashed its worker process")
         record([result])
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread for the block: processes started in it inherit the mask.
+
+    Blocked, not ignored: a SIGINT sent to this process meanwhile goes to another of its
+    threads, or waits until the block ends, so the parent never loses a Ctrl-C.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
