@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -225,3 +227,28 @@ async def test_bad_lock_options_and_ids_are_refused_before_sql(
         with pytest.raises(ConfigurationError, match="at least 2 connections"):
             await indexer(one).index(tree, codebase_id="one")
         assert await one.codebases.registry.count({"codebase_id": "one"}) == 0
+
+
+async def test_index_tree_with_lock_timeout_zero_says_who_holds_the_codebase(
+    atlas: codeatlas.Atlas, migrated_dsn: str, tmp_path: Path
+) -> None:
+    tree = small_tree(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEATLAS_")}
+    env["CODEATLAS_DATA_DIR"] = str(tmp_path / "no-server")  # never the embedded one
+    args = ("index-tree", str(tree), "--dsn", migrated_dsn, "--codebase-id", "cli")
+    async with codebase_lock(atlas, "cli"):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "codeatlas.cli",
+            *args,
+            "--lock-timeout",
+            "0",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 120)
+    lines = err.decode().strip().splitlines()
+    assert process.returncode == 1 and len(lines) == 1, err
+    assert lines[0].startswith("error: another indexer is indexing codebase 'cli' (server pid")

@@ -2,9 +2,10 @@
 
 ``Indexer(atlas, ...)`` runs the stages in order, each a module of this package::
 
-    scan -> changes -> parse -> embed -> write -> graph -> snapshot -> maintenance
+    lock -> scan -> changes -> parse -> embed -> write -> graph -> snapshot -> maintenance
 
-and ``await indexer.index(path, codebase_id=...)`` returns an ``IndexReport``. No single
+and ``await indexer.index(path, codebase_id=...)`` returns an ``IndexReport``. One run per
+codebase at a time: a second run waits for the first (``lock_timeout`` bounds the wait). No single
 file can fail a run: each file is stored (its text made storable: NUL and lone surrogates
 become U+FFFD, undecodable bytes too) or skipped with a reason. A file's rows commit in one
 transaction with its change-detection stamp, so an interrupted run followed by a new one
