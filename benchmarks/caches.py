@@ -1,23 +1,35 @@
 """The two caches: semantic cache lookups at N entries, similarity cache hit against miss.
 
-Semantic cache: N entries (768-d) are bulk-loaded, then for each index kind (IVFFlat,
-HNSW) the index is rebuilt for them and its knob tuned, and ``lookup`` runs for
-near-duplicates of stored questions (similarity 0.98, which the default threshold 0.95
-accepts: hits, each of which also updates the entry's hit counter) and for fresh
-questions (misses), against the raw single-row index query (``ORDER BY <=> LIMIT 1`` on
-raw asyncpg, the same knobs as startup settings) on the same questions. ``store``
-latency at that size is measured too (it upserts and keeps the size bound with one
-``DELETE``).
+    python -m benchmarks.caches [--dsn DSN] [--entries 10000 100000] [--lookups 300]
+                                [--kinds hnsw ivfflat] [--out FILE] [--write-docs]
 
-Similarity cache: each query runs uncached, then cached for the first time (a miss: it
-searches and writes the entry), then again (a hit: it reads the entry and re-reads the
-rows), and the hit's answer is checked against the miss's.
+Semantic cache: N entries (768-d) are bulk-loaded, then for each index kind (HNSW,
+IVFFlat) the index is rebuilt for them and its knob tuned, and ``lookup`` runs for
+near-duplicates of stored questions (similarity 0.98, which the default threshold 0.95
+accepts: hits, each counted) and for fresh questions (misses), in turn with the raw
+single-row index query (``ORDER BY <=> LIMIT 1`` on raw asyncpg, the same knobs as
+startup settings) on the same questions; then hits counted on the entry's row as before
+migration 20261204000001, for the before/after ratio in the same run. ``store`` latency
+at that size is measured too. Standalone it runs on a throwaway embedded server (or the
+database of --dsn, whose semantic_cache rows it replaces) and with ``--write-docs`` writes
+the "Caches" section of docs/benchmarks.md (``benchmarks.sections``).
+
+Similarity cache (``python -m benchmarks`` only): each query runs uncached, then cached
+for the first time (a miss: it searches and writes the entry), then again (a hit: it
+reads the entry and re-reads the rows), and the hit's answer is checked against the
+miss's.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,13 +38,15 @@ import numpy.typing as npt
 from pgvector.asyncpg import register_vector
 
 import codeatlas
+from codeatlas.config import Settings
 from codeatlas.models import SemanticCacheEntryCreate
 
-from .data import near_duplicates
+from . import sections
+from .data import make_dataset, near_duplicates
 from .measure import summarise
 from .tables import TableSpec
 
-__all__ = ["semantic_cache", "similarity_cache"]
+__all__ = ["main", "render", "semantic_cache", "similarity_cache"]
 
 _LOAD_CHUNK = 5000
 #: The single-row index query a lookup should cost about as much as (one round trip).
@@ -41,40 +55,26 @@ SELECT id, query_embedding <=> $1 AS distance
   FROM semantic_cache
  ORDER BY query_embedding <=> $1
  LIMIT 1"""
+#: How a hit was counted before migration 20261204000001: on the entry's row, whose counter
+#: columns are indexed (never a HOT update). Run in place of the side-table count, for the
+#: before/after comparison in the same process.
+_COUNT_ON_THE_ROW = """
+UPDATE semantic_cache AS s
+   SET hit_count = coalesce(s.hit_count, 0) + 1,
+       last_accessed = now() AT TIME ZONE 'utc'
+  FROM best
+ WHERE s.id = best.id
+RETURNING s.id, s.cache_key, s.query, s.response, s.model, s.template_id, s.tokens_used,
+          s.cost_cents, s.hit_count, s.last_accessed, s.ttl_seconds, s.metadata, s.inserted_at,
+          s.updated_at, best._distance"""
+#: The goal of issue 12: a lookup within 1.5x of the raw single-row index query.
+GOAL = 1.5
+#: The semantic cache's index kind since migration 20261204000002.
+DEFAULT_KIND = "hnsw"
 
 
-async def _raw_lookup_ms(
-    dsn: str, settings: dict[str, str], queries: npt.NDArray[np.float32]
-) -> dict[str, float]:
-    """Return the latencies of the raw single-row index query, knobs as startup settings."""
-    connection = await asyncpg.connect(dsn, server_settings=settings)
-    try:
-        await register_vector(connection)
-        times = []
-        for query in queries:
-            started = time.perf_counter()
-            await connection.fetchrow(_RAW_NEAREST, query)
-            times.append(time.perf_counter() - started)
-    finally:
-        await connection.close()
-    return summarise(times)
-
-
-async def semantic_cache(
-    atlas: codeatlas.Atlas,
-    dsn: str,
-    entries: npt.NDArray[np.float32],
-    fresh: npt.NDArray[np.float32],
-    *,
-    lookups: int,
-    seed: int,
-    advance: Callable[[], None],
-    kinds: tuple[str, ...] = ("ivfflat", "hnsw"),
-) -> dict[str, Any]:
-    """Return lookup (hit, miss) latencies per index kind with ``len(entries)`` entries,
-    the raw single-row index query's on the same questions, and store latency."""
-    cache = atlas.semantic_cache
-    await atlas.executor.execute("TRUNCATE semantic_cache")
+async def _load(cache: Any, atlas: codeatlas.Atlas, entries: npt.NDArray[np.float32]) -> float:
+    await atlas.executor.execute("TRUNCATE semantic_cache, codeatlas_semantic_cache_hits")
     started = time.perf_counter()
     async with atlas.indexes.bulk_load("semantic_cache"):
         for start in range(0, len(entries), _LOAD_CHUNK):
@@ -90,50 +90,68 @@ async def semantic_cache(
                     for number in range(start, min(start + _LOAD_CHUNK, len(entries)))
                 ]
             )
-    load_s = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+async def _hot_updates(atlas: codeatlas.Atlas) -> dict[str, int]:
+    """Return the cumulative inserts and (HOT) updates of semantic_cache and the side table."""
+    await atlas.executor.execute("SELECT pg_stat_force_next_flush()")
+    rows = await atlas.executor.fetch(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+        " WHERE relname IN ('semantic_cache', 'codeatlas_semantic_cache_hits')"
+    )
+    out: dict[str, int] = {}
+    for row in rows:
+        out[f"{row['relname']}.inserts"] = int(row["n_tup_ins"])
+        out[f"{row['relname']}.updates"] = int(row["n_tup_upd"])
+        out[f"{row['relname']}.hot_updates"] = int(row["n_tup_hot_upd"])
+    return out
+
+
+async def semantic_cache(
+    atlas: codeatlas.Atlas,
+    dsn: str,
+    entries: npt.NDArray[np.float32],
+    fresh: npt.NDArray[np.float32],
+    *,
+    lookups: int,
+    seed: int,
+    advance: Callable[[], None],
+    kinds: tuple[str, ...] = ("ivfflat", "hnsw"),
+) -> dict[str, Any]:
+    """Return lookup (hit, miss) latencies per index kind with ``len(entries)`` entries,
+    the raw single-row index query's on the same questions, and store latency.
+
+    Per question, in turn so that noise hits all alike: the raw query for the hit's
+    question, the hit, the miss, the raw query for the miss's question, and the raw query
+    on an asyncpg pool (what the pool's acquire and release cost, whatever runs on it).
+    Then the same hits counted as before migration 20261204000001 (on the entry's row),
+    against the raw query again; then ``flush_hits`` of what the lookups counted.
+    """
+    cache = atlas.semantic_cache
+    load_s = await _load(cache, atlas, entries)
     advance()
 
     rng = np.random.default_rng([seed, 98])
-    targets = rng.choice(len(entries), size=lookups, replace=False)
+    targets = rng.choice(len(entries), size=2 * lookups, replace=False)
     near = near_duplicates(entries[targets], 0.98, rng)
     by_kind: dict[str, Any] = {}
     for kind in kinds:
+        await atlas.executor.execute("TRUNCATE codeatlas_semantic_cache_hits")
         started = time.perf_counter()
         rebuilt = (await atlas.indexes.rebuild("semantic_cache", kind=kind, concurrently=False))[0]
         build_s = time.perf_counter() - started
         await atlas.executor.execute("ANALYZE semantic_cache")
         tuned = (await atlas.indexes.tune("semantic_cache", target_recall=0.95, seed=seed))[0]
-        hit_times: list[float] = []
-        miss_times: list[float] = []
-        wrong_hits = 0
-        misses_that_hit = 0
-        for _ in range(2):  # warm: statements prepared, index pages read
-            await cache.lookup(near[0])
-            await cache.lookup(fresh[0])
-        for number in range(lookups):
-            started = time.perf_counter()
-            found = await cache.lookup(near[number])
-            hit_times.append(time.perf_counter() - started)
-            if found is None or found.item.cache_key != f"bench-{targets[number]}":
-                wrong_hits += 1
-            started = time.perf_counter()
-            missed = await cache.lookup(fresh[number % len(fresh)])
-            miss_times.append(time.perf_counter() - started)
-            if missed is not None:
-                misses_that_hit += 1
         knob = await cache._probes(None)
-        raw = await _raw_lookup_ms(dsn, cache._knobs(knob, exact=False, k=1), near)
+        knobs = cache._knobs(knob, exact=False, k=1)
         by_kind[kind] = {
             "params": dict(rebuilt.params),
             "build_s": build_s,
             "knob": tuned.knob,
             "tuned": tuned.probes,
             "tuned_recall": tuned.recall,
-            "lookup_hit": summarise(hit_times),
-            "lookup_miss": summarise(miss_times),
-            "raw_nearest": raw,
-            "hits_not_found": wrong_hits,
-            "misses_answered": misses_that_hit,
+            **await _lookups(atlas, dsn, knobs, near, fresh, targets, lookups),
         }
         advance()
 
@@ -149,6 +167,111 @@ async def semantic_cache(
         "load_s": load_s,
         "kinds": by_kind,
         "store": summarise(store_times),
+    }
+
+
+async def _lookups(
+    atlas: codeatlas.Atlas,
+    dsn: str,
+    knobs: dict[str, str],
+    near: npt.NDArray[np.float32],
+    fresh: npt.NDArray[np.float32],
+    targets: npt.NDArray[np.int64],
+    lookups: int,
+) -> dict[str, Any]:
+    cache = atlas.semantic_cache
+    direct = await asyncpg.connect(dsn, server_settings=knobs)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=1, server_settings=knobs, init=register_vector
+    )
+    assert pool is not None
+    try:
+        await register_vector(direct)
+
+        async def raw(query: npt.NDArray[np.float32]) -> Any:
+            return await direct.fetchrow(_RAW_NEAREST, query)
+
+        statement = cache._lookup_sql(cache._plan().knob, inline=(*knobs, "synchronous_commit"))
+        inline = [*knobs.values(), "off"]
+
+        async def statement_direct(query: npt.NDArray[np.float32]) -> Any:
+            return await direct.fetchrow(statement, query, 0.05, None, *inline)
+
+        async def raw_pooled(query: npt.NDArray[np.float32]) -> Any:
+            async with pool.acquire() as connection:
+                return await connection.fetchrow(_RAW_NEAREST, query)
+
+        for _ in range(3):  # warm: statements prepared, index pages read
+            await cache.lookup(near[-1])
+            await cache.lookup(fresh[0])
+            await raw(near[-1])
+            await raw_pooled(near[-1])
+        times: dict[str, list[float]] = {
+            "raw_nearest": [],
+            "lookup_hit": [],
+            "lookup_miss": [],
+            "raw_nearest_miss": [],
+            "raw_nearest_pool": [],
+            "statement_direct": [],
+        }
+        wrong_hits = misses_that_hit = 0
+        before = await _hot_updates(atlas)
+        for number in range(lookups):
+            question, unrelated = near[number], fresh[number % len(fresh)]
+            calls: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
+                ("raw_nearest", raw, question),
+                ("lookup_hit", cache.lookup, question),
+                ("lookup_miss", cache.lookup, unrelated),
+                ("raw_nearest_miss", raw, unrelated),
+                ("raw_nearest_pool", raw_pooled, question),
+                ("statement_direct", statement_direct, question),
+            )
+            for name, call, argument in calls:
+                started = time.perf_counter()
+                found = await call(argument)
+                times[name].append(time.perf_counter() - started)
+                if name == "lookup_hit" and (
+                    found is None or found.item.cache_key != f"bench-{targets[number]}"
+                ):
+                    wrong_hits += 1
+                if name == "lookup_miss" and found is not None:
+                    misses_that_hit += 1
+        await asyncio.sleep(1.1)  # a backend reports its counts at most once a second
+        await direct.execute("SELECT 1")
+        after = await _hot_updates(atlas)
+        started = time.perf_counter()
+        flushed = await cache.flush_hits()
+        flush_s = time.perf_counter() - started
+        flushed_stats = await _hot_updates(atlas)
+
+        # the same kind of hits (other entries), counted on the entry's row as before
+        sql = statement.split(", counted AS", 1)[0] + _COUNT_ON_THE_ROW
+        old: dict[str, list[float]] = {"lookup_hit_counted_on_row": [], "raw_nearest_old": []}
+        for number in range(lookups, 2 * lookups):
+            question = near[number]
+            started = time.perf_counter()
+            await raw(question)
+            old["raw_nearest_old"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            record = await atlas.executor.fetchrow(sql, question, 0.05, None, *inline)
+            old["lookup_hit_counted_on_row"].append(time.perf_counter() - started)
+            if record is None:
+                wrong_hits += 1
+        await asyncio.sleep(1.1)
+        await direct.execute("SELECT 1")
+        row_counted = await _hot_updates(atlas)
+    finally:
+        await direct.close()
+        await pool.close()
+    return {
+        **{name: summarise(values) for name, values in (times | old).items()},
+        "hits_not_found": wrong_hits,
+        "misses_answered": misses_that_hit,
+        "flush": {"entries": flushed, "s": flush_s},
+        "updates": {
+            "lookups": {k: after.get(k, 0) - before.get(k, 0) for k in after},
+            "counted_on_row": {k: row_counted.get(k, 0) - flushed_stats.get(k, 0) for k in after},
+        },
     }
 
 
@@ -187,3 +310,236 @@ async def similarity_cache(
         "hit": summarise(hit),
         "hit_differs_from_miss": mismatches,
     }
+
+
+async def _standalone(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"semantic": {}, "lookups": args.lookups, "seed": args.seed}
+    async with _connected(args.dsn) as (atlas, dsn):
+        results["postgresql"] = await atlas.executor.fetchval("SHOW server_version")
+        results["pgvector"] = await atlas.executor.fetchval(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        )
+        for count in args.entries:
+            data = make_dataset(768, count, args.lookups, seed=args.seed + 1, k=1)
+            print(f"semantic cache, {count:,} entries ...", flush=True)
+            results["semantic"][str(count)] = await semantic_cache(
+                atlas,
+                dsn,
+                data.base,
+                data.queries,
+                lookups=args.lookups,
+                seed=args.seed,
+                advance=lambda: print(".", end="", flush=True),
+                kinds=tuple(args.kinds),
+            )
+            print()
+            print(render(results), flush=True)
+    return results
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    """Return the Markdown body of the Caches section for *results* of ``_standalone``."""
+    rows = []
+    before = []
+    notes = []
+    for entries, run in sorted(results["semantic"].items(), key=lambda item: int(item[0])):
+        for kind, f in run["kinds"].items():
+            raw = f["raw_nearest"]["p50_ms"]
+            hit, miss = f["lookup_hit"]["p50_ms"], f["lookup_miss"]["p50_ms"]
+            raw_miss = f["raw_nearest_miss"]["p50_ms"]
+            pooled = f["raw_nearest_pool"]["p50_ms"]
+            statement = f["statement_direct"]["p50_ms"]
+            worst = max(hit / raw, miss / raw_miss)
+            rows.append(
+                (
+                    f"{int(entries):,}",
+                    kind,
+                    f"{f['knob']}={f['tuned']}",
+                    _ms(hit),
+                    _ms(raw),
+                    f"{hit / raw:.2f}x",
+                    _ms(miss),
+                    _ms(raw_miss),
+                    f"{miss / raw_miss:.2f}x",
+                    "yes" if worst <= GOAL else "**no**",
+                    f"{statement / raw:.2f}x",
+                    f"{pooled / raw:.2f}x",
+                    f"{hit / pooled:.2f}x",
+                    f"{f['hits_not_found']}/{f['misses_answered']}",
+                )
+            )
+            old = f["lookup_hit_counted_on_row"]["p50_ms"]
+            old_raw = f["raw_nearest_old"]["p50_ms"]
+            lookups = f["updates"]["lookups"]
+            on_row = f["updates"]["counted_on_row"]
+            before.append(
+                (
+                    f"{int(entries):,}",
+                    kind,
+                    _ms(old),
+                    _ms(old_raw),
+                    f"{old / old_raw:.2f}x",
+                    f"{hit / raw:.2f}x",
+                    f"{on_row.get('semantic_cache.updates', 0)} "
+                    f"({on_row.get('semantic_cache.hot_updates', 0)} HOT)",
+                    f"{lookups.get('codeatlas_semantic_cache_hits.inserts', 0)} inserts, "
+                    f"{lookups.get('codeatlas_semantic_cache_hits.updates', 0)} updates "
+                    f"({lookups.get('codeatlas_semantic_cache_hits.hot_updates', 0)} HOT); "
+                    f"semantic_cache {lookups.get('semantic_cache.updates', 0)}",
+                    f"{f['flush']['entries']} in {f['flush']['s'] * 1000:.0f} ms",
+                )
+            )
+        builds = ", ".join(f"{k} {v['build_s']:.1f} s" for k, v in run["kinds"].items())
+        notes.append(
+            f"{int(entries):,} entries: loaded in {run['load_s']:.1f} s, index builds {builds}; "
+            f"`store` p50 {_ms(run['store']['p50_ms'])} ms."
+        )
+    lookups = results["lookups"]
+    reading = []
+    for entries, run in sorted(results["semantic"].items(), key=lambda item: int(item[0])):
+        f = run["kinds"].get(DEFAULT_KIND)
+        if f is None:
+            continue
+        raw, pooled = f["raw_nearest"]["p50_ms"], f["raw_nearest_pool"]["p50_ms"]
+        hit, miss = f["lookup_hit"]["p50_ms"], f["lookup_miss"]["p50_ms"]
+        worst = max(hit / raw, miss / f["raw_nearest_miss"]["p50_ms"])
+        on_row = f["lookup_hit_counted_on_row"]["p50_ms"] / f["raw_nearest_old"]["p50_ms"]
+        reading.append(
+            f"* **{int(entries):,} entries, {DEFAULT_KIND} (the cache's default index).** "
+            f"Hit {hit / raw:.2f}x and miss {miss / f['raw_nearest_miss']['p50_ms']:.2f}x the "
+            f"raw query ({'within' if worst <= GOAL else '**outside**'} the {GOAL}x goal); "
+            f"a hit counted on the entry's row, as before, {on_row:.2f}x. The lookup's "
+            f"statement itself costs {f['statement_direct']['p50_ms'] / raw:.2f}x the raw "
+            f"query; the rest is the pool: the raw query on an asyncpg pool costs "
+            f"{pooled / raw:.2f}x the direct connection, and against that the hit is "
+            f"{hit / pooled:.2f}x. Near-duplicate lookups that did not find their entry "
+            f"(the index's recall at the tuned knob; of {2 * lookups}: the hits above and "
+            f"those counted on the row): {f['hits_not_found']}."
+        )
+    return "\n".join(
+        [
+            f"Semantic cache lookups (`atlas.semantic_cache.lookup`, 768 dims, threshold 0.95, "
+            f"one client, {lookups} lookups of each kind per row; PostgreSQL "
+            f"{results['postgresql']}, pgvector {results['pgvector']}, throwaway embedded "
+            "server). Entries from `benchmarks/data.py`'s mixture; hits are near-duplicates "
+            "of stored questions (similarity 0.98), misses fresh questions from the mixture. "
+            "*Raw* is the single-row index query on raw asyncpg, one direct connection, the "
+            "same knobs as startup settings (`ORDER BY query_embedding <=> $1 LIMIT 1`: no "
+            "threshold, no expiry or model filter, no counting), on the same question, run "
+            "in turn with the lookups so noise hits both alike. *Statement* is the lookup's own "
+            "statement (knobs inline, threshold, filters, the hit counted) sent on that direct "
+            "connection: what the SQL costs. *Raw on a pool* is the raw query on an asyncpg "
+            "pool of one connection (the baseline `benchmarks/clients.py` uses for search): "
+            "its ratio to the direct connection is what a pool's acquire and release (asyncpg "
+            "resets each connection on release, one more round trip) cost whatever runs on "
+            "it; a lookup runs on the Atlas' pool, so it pays that too. Each hit's question is "
+            "looked up twice (the lookup, then the statement), so the side table sees an "
+            "insert and then a HOT update per entry. The index is rebuilt per kind and tuned "
+            "(`atlas.indexes.tune`, recall 0.95 on its sample). Absolute times are noisy on "
+            "this shared 2-CPU machine; ratios within a row hold.",
+            "",
+            _table(
+                [
+                    "entries",
+                    "index",
+                    "tuned",
+                    "hit p50 ms",
+                    "raw p50 ms",
+                    "hit / raw",
+                    "miss p50 ms",
+                    "raw (miss's question) p50 ms",
+                    "miss / raw",
+                    f"within {GOAL}x",
+                    "statement / raw",
+                    "raw on a pool / raw",
+                    "hit / raw on a pool",
+                    "hits not found / misses answered",
+                ],
+                rows,
+            ),
+            "",
+            "Counting a hit on the entry's row, as lookups did before migration "
+            "20261204000001 (the same statement with its count replaced by the old "
+            "`UPDATE semantic_cache SET hit_count = hit_count + 1, last_accessed = now()`), "
+            "on other entries in the same run, against the raw query again. `hit_count` and "
+            "`last_accessed` are indexed (the Elixir schema), so that update is never HOT: it "
+            "inserts the new row version into every index, the vector index included. "
+            "Updates as `pg_stat_user_tables` counted them; *flush* is "
+            "`flush_hits()` folding the lookups' pending hits into their entries afterwards.",
+            "",
+            _table(
+                [
+                    "entries",
+                    "index",
+                    "hit counted on the row p50 ms",
+                    "raw p50 ms",
+                    "ratio (before)",
+                    "ratio now (above)",
+                    "semantic_cache updates (before)",
+                    "side-table writes (now)",
+                    "flush",
+                ],
+                before,
+            ),
+            "",
+            " ".join(notes),
+            "",
+            *reading,
+        ]
+    )
+
+
+def _table(header: list[str], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@contextlib.asynccontextmanager
+async def _connected(dsn: str | None) -> AsyncIterator[tuple[codeatlas.Atlas, str]]:
+    """Yield a migrated Atlas and its DSN: on *dsn*, else on a throwaway embedded server."""
+    if dsn is not None:
+        async with codeatlas.connect(dsn) as atlas:
+            yield atlas, dsn
+        return
+    with tempfile.TemporaryDirectory(prefix="codeatlas-caches-") as scratch:
+        settings = Settings(data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=2)
+        async with codeatlas.connect(settings=settings) as atlas:
+            assert atlas.server is not None
+            yield atlas, atlas.server.dsn("codeatlas")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.caches")
+    parser.add_argument("--dsn")
+    parser.add_argument("--entries", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--lookups", type=int, default=300)
+    parser.add_argument("--kinds", nargs="+", default=["hnsw", "ivfflat"])
+    parser.add_argument("--seed", type=int, default=20250101)
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument(
+        "--render", type=Path, help="measure nothing: render the figures of this --out file"
+    )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="write the Caches section of docs/benchmarks.md",
+    )
+    args = parser.parse_args(argv)
+    if args.render is not None:
+        results = json.loads(args.render.read_text())
+        print(render(results))
+    else:
+        results = asyncio.run(_standalone(args))
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=1))
+    if args.write_docs:
+        sections.replace("Caches", "python -m benchmarks.caches --write-docs", render(results))
+
+
+if __name__ == "__main__":
+    main()
