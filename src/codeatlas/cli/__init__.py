@@ -212,14 +212,14 @@ async def _terminable(work: Coroutine[Any, Any, int]) -> int:
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     except (NotImplementedError, RuntimeError, ValueError):  # no signals here: run as is
         return await work
+    # left installed until the loop closes: a SIGTERM during asyncio.run's own clean-up
+    # (cancelling leftover tasks, joining the executor) then changes nothing
     try:
         return await work
     except asyncio.CancelledError:
         if terminated:
             raise _Terminated from None
         raise
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _stopped(name: str) -> None:
@@ -240,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _stopped("SIGINT")
         return 128 + signal.SIGINT
-    except _Terminated:
+    except (_Terminated, asyncio.CancelledError):
+        # CancelledError: SIGTERM came as the command returned, too late to raise inside it
         _stopped("SIGTERM")
         return 128 + signal.SIGTERM
     except Exception as exc:
