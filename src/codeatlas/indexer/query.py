@@ -42,27 +42,27 @@ Mode = Literal["hybrid", "vector", "text"]
 #: The rankings ``search`` offers.
 MODES: Final = ("hybrid", "vector", "text")
 _FUNCTION_KINDS: Final = ["function", "method"]
-# The hybrid knobs below were chosen on the dev questions of
-# benchmarks/retrieval_queries.json (never per question, never on the held-out ones); the
-# figures each alternative gave are in docs/embedders.md.
+# The hybrid knobs below were chosen on the 35 dev questions of
+# benchmarks/retrieval_queries.json (never per question, never on the held-out ones) with
+# ``python -m benchmarks.retrieval_sweep``; dev MRR@10 figures quoted as hashing / local.
 #: RRF constant of the fusions made here (as search_hybrid's default)
 _RRF_K: Final = 60
-#: files: candidates a half of the files' search_hybrid, per k (deeper lists: dev file
-#: MRR@10 0.852 / 0.877 / 0.890 with 20 / 40 / 80 a half, hashing, in the nested fusion
-#: described next; unchanged with the local model)
+#: files: candidates a half of the files' search_hybrid, per k (in the earlier nested
+#: fusion 20 / 40 / 80 a half gave file MRR@10 0.819 / 0.852 / 0.862 hashing, 0.952 local)
 _FILE_DEPTH: Final = 8
 #: files: rows of the files' search_hybrid read, per k: its best by the fused rank, each with
 #: both component ranks (codebase_metadata rows are wide: reading every row either half
-#: ranked, 2 * 80, took 4x the time of 20 and gave the same dev figures, hashing and local)
+#: ranked, 2 * 80, took 4x the time of 20 rows and gave the same dev figures)
 _FILE_ROWS: Final = 2
 #: files: candidates a half of the chunks' search_hybrid, per k
 _CHUNK_DEPTH: Final = 10
 #: files: the weight of the two rankings of a file's best chunk next to the two of its own
-#: (chosen earlier among 1.0 / 0.5 / 0, when the file's own hybrid rank and its best
-#: chunk's were fused instead of the four component ranks: dev file MRR@10 0.82 / 0.86 /
-#: 0.76, hashing). Fusing the four components flat, as one RRF, gave 0.905 where the nested
-#: fusion gave 0.862 (hashing; 0.957 and 0.952 local); summing a file's best 2, 3 or 5
-#: chunks instead of taking the best one lost (0.883 / 0.815 / 0.764: long files win then).
+#: (file MRR@10 with 0.25 / 0.5 / 1.0: 0.924 / 0.905 / 0.881 hashing, 0.938 / 0.957 /
+#: 0.957 local). The four component rankings fused flat gave 0.905 / 0.957 where the
+#: earlier nested fusion (the file's hybrid rank with its best chunk's) gave 0.852 / 0.952;
+#: summing a file's best 3 or 5 chunks instead of the best one lost (0.810 / 0.764 hashing:
+#: long files win), so did rolling each file's best symbol into its score and a bonus for a
+#: module named by a word of the question (0.771: copy, string, code are module names)
 _CHUNK_WEIGHT: Final = 0.5
 #: functions: candidates a half of their search_hybrid, per k
 _FUNCTION_DEPTH: Final = 5
@@ -72,9 +72,9 @@ MAX_K: Final = 100
 _HALF: Final = _SEARCH_MAX_K // 2
 #: functions: the weight of the function's file rank (among the k files found) next to its
 #: own hybrid rank; a heavy weight makes the ranking hierarchical, the functions of the
-#: best file first, ordered by their own rank (dev function MRR@10 with weights 0 / 1 / 2 /
-#: 5 / 10 / 100: 0.39 / 0.52 / 0.52 / 0.53 / 0.55 / 0.55 hashing, 0.36 / 0.52 / 0.55 /
-#: 0.64 / 0.67 / 0.68 local)
+#: best file first, ordered by their own rank (function MRR@10 with weights 0 / 1 / 2 / 5 /
+#: 10 / 100: 0.383 / 0.519 / 0.552 / 0.586 / 0.593 / 0.607 hashing, 0.381 / 0.486 / 0.550 /
+#: 0.620 / 0.630 / 0.645 local)
 _FILE_PRIOR: Final = 10.0
 # the chunk search filters on code_file_id: the codebase's file ids, and their paths
 _FILE_IDS: Final = """
