@@ -43,7 +43,10 @@ from fixtures.server import PgServer
 UNMODELLED_TABLES: Final = {
     "codeatlas_schema_migrations": "the migration engine's ledger, read by Migrator only",
     "codeatlas_vector_indexes": "index build and tuning facts, read by atlas.indexes only",
+    "codeatlas_semantic_cache_hits": "semantic-cache hits not yet flushed, SemanticCache's own",
 }
+#: Vector indexes the migrations build as another kind than IVFFlat (20261204000002).
+MIGRATED_KINDS: Final = {"semantic_cache": "hnsw"}
 
 _COLUMNS: Final = """
 SELECT c.relname                              AS table_name,
@@ -266,7 +269,8 @@ def catalog_problems(
             problems.append(f"{table}: no unique index on the natural key {spec.natural_key}")
         if spec.vector is not None:
             index = catalog.indexes.get(spec.vector.name)
-            wanted = ("ivfflat", table, (spec.vector.column,), (VECTOR_OPCLASS,))
+            kind = MIGRATED_KINDS.get(table, "ivfflat")
+            wanted = (kind, table, (spec.vector.column,), (VECTOR_OPCLASS,))
             found = index and (index.method, index.table, index.columns, index.opclasses)
             if found != wanted:
                 problems.append(
@@ -345,9 +349,14 @@ async def test_the_vector_index_registry_is_the_declared_indexes(
     }
     assert dict(VECTOR_INDEXES) == declared
     assert len(declared) == 9
-    # no IVFFlat index in the database that no model declares
-    ivfflat = {index.name for index in catalog.indexes.values() if index.method == "ivfflat"}
-    assert ivfflat == {index.name for index in declared.values()}
+    # no IVFFlat or HNSW index in the database that no model declares
+    for kind in ("ivfflat", "hnsw"):
+        built = {index.name for index in catalog.indexes.values() if index.method == kind}
+        assert built == {
+            index.name
+            for table, index in declared.items()
+            if MIGRATED_KINDS.get(table, "ivfflat") == kind
+        }
     connection = await asyncpg.connect(migrated_dsn)
     try:
         registered = {tuple(row) for row in await connection.fetch(_REGISTERED_INDEXES)}

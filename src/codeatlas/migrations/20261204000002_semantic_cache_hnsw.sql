@@ -18,11 +18,13 @@
 --   updates: ~4-6 ms per entry at 10 000 entries on this machine against ~0.6 for
 --   IVFFlat), and a build from scratch is slower (9.7 s against 1.9 s at 10 000).
 --
--- A table that already holds more than 10 000 entries (a database adopted from the
--- Elixir application) keeps its index: building HNSW inside the migration would hold
--- writers off for minutes. There, run `codeatlas index rebuild semantic_cache --kind hnsw`
--- (concurrent: readers and writers carry on) when convenient. Migration 08's build record
--- is updated like atlas.indexes.rebuild updates it (the tuned knobs reset).
+-- Only the index codeatlas built itself is replaced: the one migration 08 created (it
+-- recorded the build in codeatlas_vector_indexes; an index adopted from the Elixir
+-- application has no record and stays as Ecto built it), still IVFFlat, on a table of at
+-- most 10 000 entries (building HNSW inside the migration would hold writers off for
+-- minutes on a big one). Otherwise run `codeatlas index rebuild semantic_cache --kind hnsw`
+-- (concurrent: readers and writers carry on) when convenient. The build record is updated
+-- like atlas.indexes.rebuild updates it (the tuned knobs reset).
 
 -- migrate:up
 DO $$
@@ -34,8 +36,13 @@ BEGIN
                      JOIN pg_class c ON c.oid = i.indexrelid
                      JOIN pg_am am ON am.oid = c.relam
                     WHERE c.oid = to_regclass('idx_semantic_cache_query_embedding_vector')
-                      AND am.amname = 'ivfflat') THEN
-        RETURN;  -- already rebuilt as another kind, or absent: nothing to replace
+                      AND am.amname = 'ivfflat')
+       OR NOT EXISTS (SELECT 1
+                        FROM codeatlas_vector_indexes
+                       WHERE index_name = 'idx_semantic_cache_query_embedding_vector'
+                         AND strategy = 'ivfflat') THEN
+        -- rebuilt as another kind, absent, or adopted from the Elixir application
+        RETURN;
     END IF;
     SELECT count(*) INTO entries FROM semantic_cache;
     IF entries > 10000 THEN
@@ -47,16 +54,11 @@ BEGIN
     CREATE INDEX idx_semantic_cache_query_embedding_vector
         ON semantic_cache USING hnsw (query_embedding vector_cosine_ops)
         WITH (m = 16, ef_construction = 64);
-    INSERT INTO codeatlas_vector_indexes
-           (index_name, table_name, column_name, dimensions, lists, rows_at_build, built_at,
-            strategy, params)
-    VALUES ('idx_semantic_cache_query_embedding_vector', 'semantic_cache', 'query_embedding',
-            768, 0, entries, now(), 'hnsw', '{"m": 16, "ef_construction": 64}')
-    ON CONFLICT (index_name) DO UPDATE
-       SET lists = EXCLUDED.lists, rows_at_build = EXCLUDED.rows_at_build,
-           built_at = EXCLUDED.built_at, strategy = EXCLUDED.strategy,
-           params = EXCLUDED.params, default_probes = NULL, default_ef_search = NULL,
-           overfetch = NULL, tuned_recall = NULL, tuned_at = NULL;
+    UPDATE codeatlas_vector_indexes
+       SET lists = 0, rows_at_build = entries, built_at = now(), strategy = 'hnsw',
+           params = '{"m": 16, "ef_construction": 64}'::jsonb, default_probes = NULL,
+           default_ef_search = NULL, overfetch = NULL, tuned_recall = NULL, tuned_at = NULL
+     WHERE index_name = 'idx_semantic_cache_query_embedding_vector';
 END
 $$;
 
@@ -68,7 +70,10 @@ BEGIN
                      JOIN pg_class c ON c.oid = i.indexrelid
                      JOIN pg_am am ON am.oid = c.relam
                     WHERE c.oid = to_regclass('idx_semantic_cache_query_embedding_vector')
-                      AND am.amname = 'hnsw') THEN
+                      AND am.amname = 'hnsw')
+       OR NOT EXISTS (SELECT 1
+                        FROM codeatlas_vector_indexes
+                       WHERE index_name = 'idx_semantic_cache_query_embedding_vector') THEN
         RETURN;
     END IF;
     DROP INDEX idx_semantic_cache_query_embedding_vector;
