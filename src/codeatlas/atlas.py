@@ -41,7 +41,7 @@ from .repositories.graph import GraphRepository
 from .repositories.quality import QualityRepository
 from .repositories.rag import RagRepository
 from .repositories.rules import RulesRepository
-from .repositories.semantic_cache import SemanticCache
+from .repositories.semantic_cache import HitFlusher, SemanticCache
 from .repositories.snapshots import SnapshotsRepository
 from .repositories.technology import TechnologyRepository
 from .repositories.vector_search import VectorSearchRepository
@@ -215,6 +215,11 @@ class Atlas(Scope):
         # index maintenance reads build progress and the catalog as the primary has them,
         # and its own connections need a session (SET maintenance_work_mem, CONCURRENTLY)
         self.indexes = Indexes(self._executor.on_primary(), session_dsn or dsn, settings)
+        # pending semantic-cache hits reach the stored columns on their own (no task yet)
+        self._hit_flusher = HitFlusher(
+            self._executor.on_primary(), settings.semantic_cache_flush_interval
+        )
+        state.on_semantic_cache_hit = self._hit_flusher.note_hit
 
     @property
     def replica_pools(self) -> list[Pool]:
@@ -234,8 +239,11 @@ class Atlas(Scope):
     async def close(self) -> None:
         """Close the pool (the embedded server keeps running for other users).
 
-        Connections that cannot close cleanly (a broken server) are terminated.
+        The background flush of semantic-cache hits stops first, with a last flush of what
+        is pending (bounded in time). Connections that cannot close cleanly (a broken
+        server) are terminated.
         """
+        await self._hit_flusher.close()
         for pool in [self.pool, *self.replica_pools]:
             try:
                 await asyncio.wait_for(pool.close(), _CLOSE_TIMEOUT)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     migration_lock_timeout: float = Field(default=60.0, gt=0)
     #: Seconds a cache-through search result (``search_similar(cache=True)``) stays valid.
     similarity_cache_ttl: float = Field(default=300.0, gt=0)
+    #: Seconds between two background flushes of semantic-cache hits into
+    #: ``semantic_cache.hit_count`` / ``last_accessed`` while there are any; the stored
+    #: columns lag by about this much. 0 disables it (call ``flush_hits()`` yourself).
+    semantic_cache_flush_interval: float = Field(default=30.0, ge=0)
     #: Seconds between two attempts to take the migration lock.
     migration_lock_poll_interval: float = Field(default=0.05, gt=0)
     #: Seconds one migration statement may run before it is cancelled (None: no limit).

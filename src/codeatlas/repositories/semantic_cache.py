@@ -8,12 +8,15 @@ also offers ``search_similar``. A lookup is one statement (one round trip on the
 whose plan is an index scan for the single nearest unexpired entry of the model, whatever
 the threshold, and which counts a hit in the same statement: misses cost what hits do (see
 ``_LOOKUP``). Hits are counted in a side table and folded into the entries' stored
-``hit_count`` / ``last_accessed`` by ``flush_hits`` (see ``_COUNT_HIT``).
+``hit_count`` / ``last_accessed`` by ``flush_hits`` (see ``_COUNT_HIT``), which an Atlas
+also runs in the background (``HitFlusher``) every ``semantic_cache_flush_interval`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Final
@@ -29,7 +32,9 @@ from ..models import SemanticCacheEntry, SemanticCacheEntryCreate, SemanticCache
 from ..models._types import validate_vector
 from ..search import Match, SearchableRepository
 
-__all__ = ["CacheStats", "SemanticCache"]
+__all__ = ["CacheStats", "HitFlusher", "SemanticCache"]
+
+logger = logging.getLogger("codeatlas.cache")
 
 #: What the nearest entry must be: stored with an embedding, unexpired, of the model asked.
 _LOOKUP_CONDITIONS: Final = (
@@ -136,6 +141,125 @@ WITH taken AS (
 SELECT (SELECT count(*) FROM taken) AS taken, (SELECT count(*) FROM folded) AS folded"""
 #: Entries a flush updates per transaction (each is a non-HOT update: see _COUNT_HIT).
 _FLUSH_BATCH: Final = 500
+#: The same for the background flush: a lookup counting a hit on an entry of the batch
+#: waits for the batch's commit, and on HNSW each entry is a graph insertion (about 4-11 ms
+#: per entry in docs/performance.md), so a batch of 500 could hold a hot entry's lookups
+#: for seconds; 50 keeps that wait to a fraction of a second.
+_BACKGROUND_BATCH: Final = 50
+#: Seconds ``HitFlusher.close`` gives the last flush (what it leaves stays pending).
+_FINAL_FLUSH_TIMEOUT: Final = 10.0
+
+
+async def _flush(executor: Executor, batch: int) -> tuple[int, int]:
+    """Fold pending hits, *batch* entries per transaction; return (rows taken, entries folded)."""
+    taken = folded = 0
+    while True:
+        row = await executor.fetchrow(_FLUSH, batch)
+        assert row is not None
+        taken += int(row["taken"])
+        folded += int(row["folded"])
+        if int(row["taken"]) < batch:
+            return taken, folded
+
+
+def _described(exc: BaseException) -> str:
+    """Return *exc* for a log line: its class and SQLSTATE (its text may quote data)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+
+
+class HitFlusher:
+    """Flush an Atlas' pending semantic-cache hits in the background, *interval* s apart.
+
+    The first hit the Atlas counts starts it (``note_hit``; nothing runs before, and an
+    *interval* of 0 disables it). It flushes one interval after it started, then every
+    interval while there is work: it stops after a flush that found nothing pending when
+    no hit was counted since, and the next hit starts it again. So a hit reaches the stored
+    columns within about one interval plus the flush's own time. A failing flush is logged
+    (``codeatlas.cache``) and tried again next interval; nothing of it reaches the lookups.
+    ``close`` (run by ``Atlas.close``) stops it and flushes once more. Several flushers
+    (Atlases, processes) share the work: a flush skips the rows another one holds.
+    """
+
+    def __init__(self, executor: Executor, interval: float) -> None:
+        #: the pool's executor; the flush is a write, so it runs on the primary
+        self._executor = executor
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._noted = False  # a hit was counted since the running flush started
+        self._started = False
+        self._closed = False
+        self._failing = False
+
+    @property
+    def running(self) -> bool:
+        """True while the background flush is scheduled or running."""
+        return self._task is not None and not self._task.done()
+
+    def note_hit(self) -> None:
+        """Record that a hit was counted; start the background flush if it is not running."""
+        if self.interval <= 0 or self._closed:
+            return
+        self._noted = True
+        if not self.running:
+            self._started = True
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="codeatlas-semantic-cache-flush"
+            )
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self._noted = False
+            taken = await self._flush_once()
+            if taken is None:
+                self._noted = True  # failed: the hits are still pending
+            elif taken == 0 and not self._noted:
+                return
+
+    async def _flush_once(self) -> int | None:
+        """Flush; return the rows taken, or None when the flush failed (logged)."""
+        try:
+            taken, _ = await _flush(self._executor, _BACKGROUND_BATCH)
+        except Exception as exc:
+            log = logger.debug if self._failing else logger.warning
+            log(
+                "flushing semantic-cache hits failed (%s): trying again in %g s",
+                _described(exc),
+                self.interval,
+            )
+            self._failing = True
+            return None
+        if self._failing:
+            logger.info("flushing semantic-cache hits works again")
+            self._failing = False
+        return taken
+
+    async def close(self, timeout: float = _FINAL_FLUSH_TIMEOUT) -> None:
+        """Stop the background flush, then flush what is pending (for at most *timeout* s).
+
+        Does nothing when no hit was counted (or the flush is disabled). What the last
+        flush cannot fold in time stays pending (logged), for the next flush anyone runs.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])  # raises nothing; a cancelled close() still propagates
+            ended = None if task.cancelled() else task.exception()
+            if ended is not None:
+                logger.warning("the semantic-cache flush ended: %s", _described(ended))
+        if not self._started:
+            return
+        try:
+            await asyncio.wait_for(_flush(self._executor, _BACKGROUND_BATCH), timeout)
+        except Exception as exc:  # TimeoutError included
+            logger.warning(
+                "the last flush of semantic-cache hits failed (%s): hits stay pending",
+                _described(exc),
+            )
 
 
 class SemanticCache(
@@ -200,6 +324,9 @@ class SemanticCache(
             self.stats.misses += 1
             return None
         self.stats.hits += 1
+        hit_counted = self._executor.state.on_semantic_cache_hit
+        if hit_counted is not None:
+            hit_counted()
         return Match(self._row(record), 1.0 - float(record["_distance"]))
 
     def _lookup_sql(self, knob: int, inline: tuple[str, ...] = ()) -> str:
@@ -287,12 +414,10 @@ class SemanticCache(
         the entry's row, whose counter columns are indexed (see docs/search.md): until a
         flush, ``hit_count`` and ``last_accessed`` as stored in semantic_cache lag, while
         ``lookup``'s returned entry, eviction and the ``codeatlas_semantic_cache_usage``
-        view count the pending hits. Each batch of entries is one transaction.
+        view count the pending hits. Each batch of entries is one transaction. An Atlas
+        flushes on its own every ``semantic_cache_flush_interval`` seconds after a hit, and
+        when it closes (see ``HitFlusher``); call this for the stored columns to be current
+        now, or when the automatic flush is disabled.
         """
-        flushed = 0
-        while True:
-            row = await self._executor.fetchrow(_FLUSH, _FLUSH_BATCH)
-            assert row is not None
-            flushed += int(row["folded"])
-            if int(row["taken"]) < _FLUSH_BATCH:
-                return flushed
+        _, folded = await _flush(self._executor, _FLUSH_BATCH)
+        return folded
