@@ -20,6 +20,16 @@ What a failure means to the caller:
   end even when the caller is cancelled, then the cancellation propagates unchanged; if
   the undo cannot run, the connection is terminated so nothing it carried survives.
 
+Resetting pooled connections (``reset_connection``, the pool's ``reset``): asyncpg's reset
+(``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``) costs a round trip on every
+release. It is skipped only for a connection codeatlas vouches for: its own statements, run
+on an internal executor, that ended without error and outside a transaction (single
+statements, and transactions it opened and closed itself with ``SET LOCAL`` only). Every
+other release gets the full reset: ``acquire()`` (the connection handed out whole, as the
+indexer lock uses it), the caller's view (``for_caller()``: ``atlas.executor`` and
+``atlas.transaction()``), ``atlas.pool`` used directly, an error or cancellation, and a
+connection still in a transaction (which asyncpg also rolls back).
+
 With read replicas (``codeatlas._routing``), a pool executor sends the reads a standby can
 serve (statements that cannot change data, take no lock, and run outside a transaction; and
 ``fetch_read``) to a replica the router picks. Whatever goes wrong there (the replica is
@@ -34,6 +44,7 @@ import asyncio
 import itertools
 import logging
 import re
+import weakref
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -66,7 +77,7 @@ from .errors import (
     translate_db_error,
 )
 
-__all__ = ["Executor", "translated"]
+__all__ = ["Executor", "reset_connection", "translated"]
 
 logger = logging.getLogger("codeatlas.db")
 
@@ -91,6 +102,38 @@ _ARGUMENT_ERRORS: Final = (UnicodeError, ValueError, TypeError, OverflowError, R
 #: is terminated instead.
 _CLEANUP_TIMEOUT: Final = 10.0
 _savepoints = itertools.count(1)
+#: Pooled connections (asyncpg's own, not their proxies) released by codeatlas' own code
+#: with no session state left: ``reset_connection`` skips them once. Weak, so a closed
+#: connection leaves; an entry lives from its release to its reset (the same call).
+_vouched: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+def _vouch(connection: Any) -> None:
+    """Mark pooled *connection* (a pool proxy) as needing no reset on this release.
+
+    Not for one in a transaction, or one whose proxy no longer reaches it; should asyncpg's
+    proxy not expose its connection as ``_con``, nothing is marked: the full reset runs.
+    """
+    with suppress(Exception):  # a detached proxy raises: no mark, the full reset
+        if connection.is_closed() or connection.is_in_transaction():
+            return
+        raw = connection._con
+        if isinstance(raw, asyncpg.Connection):
+            _vouched.add(raw)
+
+
+async def reset_connection(connection: asyncpg.Connection) -> None:
+    """The pool's ``reset``: asyncpg's full reset query, unless codeatlas vouched for it.
+
+    asyncpg itself runs before it (``Connection._reset``): it drops the Python-side
+    listeners and rolls back an open transaction.
+    """
+    if connection in _vouched:
+        _vouched.discard(connection)
+        return
+    query = connection.get_reset_query()
+    if query:
+        await connection.execute(query)
 
 
 def _literal(value: str) -> str:
@@ -238,7 +281,7 @@ async def _set_up(connection: Any, statement: str, undo: str) -> None:
 class Executor:
     """Run queries on a pool or on one connection; see the module docstring."""
 
-    __slots__ = ("_connection", "_pool", "_replica_reads", "_router", "state")
+    __slots__ = ("_connection", "_pool", "_replica_reads", "_router", "_vouches", "state")
 
     def __init__(
         self,
@@ -248,6 +291,7 @@ class Executor:
         state: AtlasState | None = None,
         router: Router | None = None,
         replica_reads: bool = True,
+        vouches: bool = True,
     ) -> None:
         if (pool is None) == (connection is None):
             raise ValueError("Executor needs exactly one of pool or connection")
@@ -258,6 +302,8 @@ class Executor:
         #: the Atlas's read routing (replicas, read-your-writes); None: the pool only
         self._router = router
         self._replica_reads = replica_reads and router is not None and bool(router.replicas)
+        #: False on the caller's view: its connections always get the pool's full reset
+        self._vouches = vouches
 
     @property
     def router(self) -> Router | None:
@@ -272,7 +318,31 @@ class Executor:
         """
         if self._connection is not None:
             return self
-        return Executor(pool=self._pool, state=self.state, router=self._router, replica_reads=False)
+        return Executor(
+            pool=self._pool,
+            state=self.state,
+            router=self._router,
+            replica_reads=False,
+            vouches=self._vouches,
+        )
+
+    def for_caller(self) -> Executor:
+        """Return this executor as handed to callers (``atlas.executor``, transactions).
+
+        The same pool, connection and routing; but a pooled connection it used goes back
+        with the pool's full reset, since caller SQL may have left session state on it
+        (``SET``, advisory locks, ``LISTEN``).
+        """
+        if not self._vouches:
+            return self
+        return Executor(
+            pool=self._pool,
+            connection=self._connection,
+            state=self.state,
+            router=self._router,
+            replica_reads=self._replica_reads,
+            vouches=False,
+        )
 
     @property
     def in_transaction(self) -> bool:
@@ -283,23 +353,32 @@ class Executor:
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        """Yield a connection: the bound one, or one from the pool for the block's duration."""
+        """Yield a connection: the bound one, or one from the pool for the block's duration.
+
+        A pooled one goes back with the pool's full reset (the block may leave any state).
+        """
         if self._connection is not None:
             yield self._connection
             return
-        async with self._pooled() as connection:
+        async with self._pooled(vouch=False) as connection:
             yield connection
 
     @asynccontextmanager
-    async def _pooled(self, pool: Pool | None = None) -> AsyncIterator[Any]:
+    async def _pooled(self, pool: Pool | None = None, *, vouch: bool = True) -> AsyncIterator[Any]:
+        """Yield a pooled connection; an internal executor's block that ends without error
+        vouches for it, so its release skips the reset round trip (see reset_connection)."""
         pool = pool or self._pool
         assert pool is not None
         if telemetry.ENABLED:
             telemetry.note("codeatlas.pool", "primary" if pool is self._pool else "replica")
         connection, pid = await self._checked_out(pool)
+        clean = False
         try:
             yield connection
+            clean = vouch and self._vouches
         finally:
+            if clean:
+                _vouch(connection)
             try:
                 await pool.release(connection)
             except Exception:

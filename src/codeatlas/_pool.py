@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from asyncpg.pool import Pool
 
-from ._db import translated
+from ._db import reset_connection, translated
 from .config import Settings, redact_dsn
 from .errors import ExtensionError, connect_error
 
@@ -214,12 +214,17 @@ async def bootstrap(connection: asyncpg.Connection) -> str:
 
 
 async def create_pool(dsn: str, settings: Settings, **pool_options: Any) -> Pool:
-    """Create the asyncpg pool with codecs registered on every connection."""
+    """Create the asyncpg pool with codecs registered on every connection.
+
+    Its ``reset`` skips asyncpg's reset round trip for connections codeatlas vouches for
+    (``codeatlas._db.reset_connection``); a ``reset`` in *pool_options* replaces it.
+    """
     options: dict[str, Any] = {
         "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
         **_connect_kwargs(settings),
         "init": init_connection,
+        "reset": reset_connection,
     }
     options.update(pool_options)
     try:

@@ -128,16 +128,20 @@ class Scope:
 
     @property
     def executor(self) -> Executor:
-        """The executor repositories of this scope run on (for raw SQL when needed)."""
-        return self._executor
+        """The executor repositories of this scope run on (for raw SQL when needed).
+
+        A pooled connection it used goes back with the pool's full reset (caller SQL may
+        leave session state); codeatlas' own calls skip that round trip when they can.
+        """
+        return self._executor.for_caller()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Yield the repositories bound to one connection; all of it commits or rolls back.
 
-        Nested use opens a savepoint.
+        Nested use opens a savepoint. Its connection goes back with the pool's full reset.
         """
-        async with self._executor.transaction() as executor:
+        async with self._executor.for_caller().transaction() as executor:
             yield Transaction(executor)
 
 
