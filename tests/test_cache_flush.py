@@ -15,9 +15,13 @@ import numpy.typing as npt
 import pytest
 
 import codeatlas
+from codeatlas.errors import DataLossRefusedError
 from fixtures.data import unit_rows
+from fixtures.replication import DATABASE, Replicated
 
 FLUSH_TASK = "codeatlas-semantic-cache-flush"
+#: The migration before the side table's (20261204000001).
+BEFORE_HITS = 20261203000001
 #: Seconds a test waits for something the flusher does every 0.2 s before failing.
 PATIENCE = 60.0
 
@@ -206,3 +210,50 @@ async def test_several_atlases_flush_together_without_losing_hits(
         assert len(flush_tasks()) <= 2  # at most one per Atlas
     assert flush_tasks() == []
     assert await counters(migrated_dsn) == ({"q0": 17, "q1": 17, "q2": 17}, {})
+
+
+async def test_rollback_is_refused_while_hits_are_pending_not_after_close(
+    migrated_dsn: str, request: pytest.FixtureRequest
+) -> None:
+    vectors = unit_rows(1, 768, seed=46)
+    async with open_atlas(migrated_dsn, request, 3600.0) as atlas:
+        await atlas.semantic_cache.store("counted", vectors[0], "a")
+        assert await hit(atlas, vectors[0], "counted") == 1
+        # the side table's down section drops it; a pending row is data the engine keeps
+        with pytest.raises(DataLossRefusedError, match="codeatlas_semantic_cache_hits"):
+            await atlas.migrations.rollback(to=BEFORE_HITS)
+    # close() folded the hit into the entry, so nothing is lost by the rollback now
+    async with open_atlas(migrated_dsn, request, 0) as atlas:
+        result = await atlas.migrations.rollback(to=BEFORE_HITS)
+        assert result.reverted == [20261204000002, 20261204000001]
+    stored = await asyncpg.connect(migrated_dsn)
+    try:
+        assert await stored.fetchval("SELECT hit_count FROM semantic_cache") == 1
+        assert await stored.fetchval("SELECT to_regclass('codeatlas_semantic_cache_hits')") is None
+    finally:
+        await stored.close()
+
+
+async def test_with_a_replica_the_flush_runs_on_the_primary(
+    replicated: Replicated, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="codeatlas.cache")
+    admin = await asyncpg.connect(replicated.primary_dsn("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await admin.close()
+    settings = codeatlas.Settings(semantic_cache_flush_interval=0.2)
+    vectors = unit_rows(1, 768, seed=47)
+    async with codeatlas.connect(
+        replicated.primary_dsn(), replicas=[replicated.standby.dsn()], settings=settings
+    ) as atlas:
+        await atlas.semantic_cache.store("replicated", vectors[0], "a")
+        for _ in range(2):
+            await hit(atlas, vectors[0], "replicated")
+
+        async def flushed() -> bool:
+            return await counters(replicated.primary_dsn()) == ({"replicated": 2}, {})
+
+        await eventually(flushed, "the flush on the primary")
+    assert not [r for r in caplog.records if r.name == "codeatlas.cache"]  # nothing failed
