@@ -39,8 +39,9 @@ class AtlasState:
     similarity_cache_ttl: float = 300.0
     #: semantic cache lookups of every scope of this Atlas.
     semantic_cache_stats: CacheStats = field(default_factory=CacheStats)
-    #: called after a lookup counted a hit (the Atlas' background flush), or None.
-    on_semantic_cache_hit: Callable[[], None] | None = None
+    #: called after a lookup counted a hit, with whether inside a transaction (the Atlas'
+    #: background flush), or None.
+    on_semantic_cache_hit: Callable[[bool], None] | None = None
     #: (host, port) the pool connects to, for error messages (never the DSN itself).
     endpoint: tuple[str, str] = ("the server", "")
     #: name of the database the Atlas is connected to (telemetry's db.namespace).

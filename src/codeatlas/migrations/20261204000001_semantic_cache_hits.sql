@@ -12,9 +12,15 @@
 -- of a small row (fillfactor leaves room on the page for it).
 --
 -- What the counters mean now: a lookup's returned entry shows its total (stored +
--- pending), while semantic_cache.hit_count / last_accessed lag until the next flush (of
--- SemanticCache.flush_hits, which store() does not call). codeatlas_semantic_cache_usage
--- gives the totals for readers of the table (the Elixir application included) at any time.
+-- pending), while semantic_cache.hit_count / last_accessed lag until the next flush. An
+-- Atlas flushes in the background: its first hit starts a task that runs flush_hits'
+-- statement every semantic_cache_flush_interval seconds (30 by default; 0 disables it) while
+-- there are pending hits, and Atlas.close() flushes once more (for up to 10 s), so a hit
+-- reaches the stored columns within about one interval, and a clean shutdown leaves none
+-- pending. codeatlas_semantic_cache_usage gives the totals for readers of the table (the
+-- Elixir application included) at any time. Rolling this migration back while hits are
+-- pending is refused (DataLossRefusedError: the down section drops a table holding rows);
+-- flush first (or close the Atlases), or pass allow_data_loss.
 -- Pending hits are at most one row per entry; a row whose entry is gone (evicted, expired
 -- or deleted by the Elixir application) is dropped by the next flush. Additive only: a new
 -- table and a new view; semantic_cache and its indexes are unchanged.

@@ -175,7 +175,8 @@ class HitFlusher:
     *interval* of 0 disables it). It flushes one interval after it started, then every
     interval while there is work: it stops after a flush that found nothing pending when
     no hit was counted since, and the next hit starts it again. So a hit reaches the stored
-    columns within about one interval plus the flush's own time. A failing flush is logged
+    columns within about one interval plus the flush's own time (one counted inside a
+    transaction: if the transaction commits within about an interval). A failing flush is logged
     (``codeatlas.cache``) and tried again next interval; nothing of it reaches the lookups.
     ``close`` (run by ``Atlas.close``) stops it and flushes once more. Several flushers
     (Atlases, processes) share the work: a flush skips the rows another one holds.
@@ -187,6 +188,7 @@ class HitFlusher:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._noted = False  # a hit was counted since the running flush started
+        self._uncommitted = False  # ... inside a transaction, which may commit later
         self._started = False
         self._closed = False
         self._failing = False
@@ -196,11 +198,16 @@ class HitFlusher:
         """True while the background flush is scheduled or running."""
         return self._task is not None and not self._task.done()
 
-    def note_hit(self) -> None:
-        """Record that a hit was counted; start the background flush if it is not running."""
+    def note_hit(self, in_transaction: bool = False) -> None:
+        """Record that a hit was counted; start the background flush if it is not running.
+
+        A hit counted *in_transaction* is visible to a flush only once the transaction
+        commits: the flush after the next one runs too, whatever the next one finds.
+        """
         if self.interval <= 0 or self._closed:
             return
         self._noted = True
+        self._uncommitted = self._uncommitted or in_transaction
         if not self.running:
             self._started = True
             self._task = asyncio.get_running_loop().create_task(
@@ -211,10 +218,11 @@ class HitFlusher:
         while True:
             await asyncio.sleep(self.interval)
             self._noted = False
+            uncommitted, self._uncommitted = self._uncommitted, False
             taken = await self._flush_once()
             if taken is None:
                 self._noted = True  # failed: the hits are still pending
-            elif taken == 0 and not self._noted:
+            elif taken == 0 and not self._noted and not uncommitted:
                 return
 
     async def _flush_once(self) -> int | None:
@@ -326,7 +334,7 @@ class SemanticCache(
         self.stats.hits += 1
         hit_counted = self._executor.state.on_semantic_cache_hit
         if hit_counted is not None:
-            hit_counted()
+            hit_counted(self._executor.in_transaction)
         return Match(self._row(record), 1.0 - float(record["_distance"]))
 
     def _lookup_sql(self, knob: int, inline: tuple[str, ...] = ()) -> str:
