@@ -306,7 +306,7 @@ _COMPLETE: Final = (
 )
 
 
-def _scale(results: dict[str, Any]) -> str:
+def _scale(results: dict[str, Any], elsewhere: Sequence[str] = ()) -> str:
     """Say which figures are at which scale, from which run, and what no run measured."""
     runs = provenance.runs(results)
     lines = []
@@ -347,6 +347,13 @@ def _scale(results: dict[str, Any]) -> str:
         )
     if missing:
         text += " **Not measured in these runs:** " + ", ".join(missing) + "."
+    if elsewhere:
+        text += (
+            " The sections "
+            + ", ".join(elsewhere)
+            + " are written by their own scripts, from their own runs (each names its command "
+            "at its head)."
+        )
     return text
 
 
@@ -742,7 +749,7 @@ def render(results: dict[str, Any], out: Path) -> list[Path]:
         "`python -m benchmarks --render docs/benchmarks.json`. All raw figures are in "
         "[benchmarks.json](benchmarks.json). Nothing here is part of the test suite.",
         "",
-        _scale(results),
+        _scale(results, list(standalone(out / "benchmarks.md"))),
         "",
         *(
             [

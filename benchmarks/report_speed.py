@@ -333,6 +333,10 @@ def settings_section(results: dict[str, Any]) -> str:
             "",
             _table(["search p50", "sized ms", "defaults ms", "defaults / sized"], searches),
             "",
+            "The two halves run one after the other (sized, then the defaults after a restart), "
+            "not interleaved like the search sweep, on a few queries each: a change in the "
+            "machine's load between them moves these ratios, so read them as rough.",
+            "",
             *(
                 [
                     " ".join(
