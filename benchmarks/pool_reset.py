@@ -1,0 +1,134 @@
+"""The pool's reset on release: semantic-cache lookups with codeatlas' reset against asyncpg's.
+
+    python -m benchmarks.pool_reset [--entries 10000] [--lookups 300]
+
+On a throwaway embedded server, N cache entries (768-d, ``benchmarks/data.py``'s mixture,
+the cache's default HNSW index, its knob tuned to recall 0.95) are loaded; then, per
+question and in turn so that noise hits all alike: the raw single-row index query on one
+direct connection (as in ``benchmarks.caches``), the same on an asyncpg pool of one
+connection with asyncpg's default reset and with no reset (what acquire and release cost
+apart from the reset), ``lookup`` on an Atlas with codeatlas' pool reset (skipped after its
+own statements), and ``lookup`` on a second Atlas on the same database whose pool runs
+asyncpg's full reset on every release (``reset=``: the behaviour before). Hits and misses
+alternate; the order of the calls rotates from question to question (whichever comes
+first reads the question's index pages cold). Prints p50s and the ratios to the raw
+query, measured in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
+
+import codeatlas
+from codeatlas.config import Settings
+
+from .caches import _RAW_NEAREST, _load
+from .data import make_dataset, near_duplicates
+from .measure import summarise
+
+__all__ = ["main"]
+
+
+async def _full_reset(connection: asyncpg.Connection) -> None:
+    """asyncpg's own reset (what ``Connection.reset`` sends after its housekeeping)."""
+    query = connection.get_reset_query()
+    if query:
+        await connection.execute(query)
+
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    """No reset query (asyncpg's housekeeping before it still runs)."""
+
+
+async def _run(entries: int, lookups: int, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="codeatlas-pool-reset-") as scratch:
+        settings = Settings(data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=1)
+        async with codeatlas.connect(settings=settings) as atlas:
+            assert atlas.server is not None
+            dsn = atlas.server.dsn("codeatlas")
+            data = make_dataset(768, entries, lookups, seed=seed + 1, k=1)
+            cache = atlas.semantic_cache
+            await _load(cache, atlas, data.base)
+            await atlas.executor.execute("ANALYZE semantic_cache")
+            # the knob tuned as benchmarks.caches tunes it (recall 0.95 on its sample)
+            await atlas.indexes.tune("semantic_cache", target_recall=0.95, seed=seed)
+            knobs = cache._knobs(await cache._probes(None), exact=False, k=1)
+            rng = np.random.default_rng([seed, 98])
+            targets = rng.choice(len(data.base), size=lookups, replace=False)
+            near = near_duplicates(data.base[targets], 0.98, rng)
+            direct = await asyncpg.connect(dsn, server_settings=knobs)
+            await register_vector(direct)
+            pools = [
+                await asyncpg.create_pool(
+                    dsn,
+                    min_size=1,
+                    max_size=1,
+                    server_settings=knobs,
+                    init=register_vector,
+                    **options,
+                )
+                for options in ({}, {"reset": _no_reset})
+            ]
+
+            def pooled(pool: Any) -> Any:
+                async def call(query: Any) -> Any:
+                    async with pool.acquire() as connection:
+                        return await connection.fetchrow(_RAW_NEAREST, query)
+
+                return call
+
+            async with codeatlas.connect(
+                dsn, migrate=False, settings=settings, reset=_full_reset
+            ) as before:
+                calls = {
+                    "raw": lambda q: direct.fetchrow(_RAW_NEAREST, q),
+                    "raw_pool": pooled(pools[0]),
+                    "raw_pool_no_reset": pooled(pools[1]),
+                    "lookup": atlas.semantic_cache.lookup,
+                    "lookup_full_reset": before.semantic_cache.lookup,
+                }
+                for _ in range(3):  # warm: statements prepared, index pages read
+                    for call in calls.values():
+                        await call(near[-1])
+                        await call(data.queries[0])
+                times: dict[str, list[float]] = {name: [] for name in calls}
+                for number in range(lookups):
+                    question = near[number] if number % 2 == 0 else data.queries[number]
+                    # the order rotates: the first query of a question reads its pages cold
+                    names = list(calls)
+                    shift = number % len(names)
+                    for name in names[shift:] + names[:shift]:
+                        call = calls[name]
+                        started = time.perf_counter()
+                        await call(question)
+                        times[name].append(time.perf_counter() - started)
+            await direct.close()
+            for pool in pools:
+                await pool.close()
+    return {name: summarise(values) for name, values in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pool_reset")
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--lookups", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=20250101)
+    args = parser.parse_args(argv)
+    figures = asyncio.run(_run(args.entries, args.lookups, args.seed))
+    raw = figures["raw"]["p50_ms"]
+    print(f"{args.entries:,} entries, {args.lookups} lookups (half hits, half misses), p50 ms:")
+    for name, summary in figures.items():
+        print(f"  {name:<18} {summary['p50_ms']:6.2f}  {summary['p50_ms'] / raw:5.2f}x raw")
+
+
+if __name__ == "__main__":
+    main()
