@@ -176,8 +176,9 @@ class HitFlusher:
     interval while there is work: it stops after a flush that found nothing pending when
     no hit was counted since, and the next hit starts it again. So a hit reaches the stored
     columns within about one interval plus the flush's own time (one counted inside a
-    transaction: if the transaction commits within about an interval). A failing flush is logged
-    (``codeatlas.cache``) and tried again next interval; nothing of it reaches the lookups.
+    transaction: if the transaction commits within about an interval). A failing flush is
+    logged (``codeatlas.cache``) and tried again next interval; nothing of it reaches the
+    lookups.
     ``close`` (run by ``Atlas.close``) stops it and flushes once more. Several flushers
     (Atlases, processes) share the work: a flush skips the rows another one holds.
     """
@@ -192,6 +193,7 @@ class HitFlusher:
         self._started = False
         self._closed = False
         self._failing = False
+        self._flushing = False
 
     @property
     def running(self) -> bool:
@@ -219,7 +221,13 @@ class HitFlusher:
             await asyncio.sleep(self.interval)
             self._noted = False
             uncommitted, self._uncommitted = self._uncommitted, False
-            taken = await self._flush_once()
+            self._flushing = True
+            try:
+                taken = await self._flush_once()
+            finally:
+                self._flushing = False
+            if self._closed:
+                return
             if taken is None:
                 self._noted = True  # failed: the hits are still pending
             elif taken == 0 and not self._noted and not uncommitted:
@@ -244,7 +252,7 @@ class HitFlusher:
         return taken
 
     async def close(self, timeout: float = _FINAL_FLUSH_TIMEOUT) -> None:
-        """Stop the background flush, then flush what is pending (for at most *timeout* s).
+        """Stop the background flush, then flush what is pending (each for at most *timeout* s).
 
         Does nothing when no hit was counted (or the flush is disabled). What the last
         flush cannot fold in time stays pending (logged), for the next flush anyone runs.
@@ -254,8 +262,13 @@ class HitFlusher:
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task])  # raises nothing; a cancelled close() still propagates
+            # a sleeping flusher is cancelled; a flushing one finishes its statement first
+            if not self._flushing:
+                task.cancel()
+            # asyncio.wait raises nothing of the task's; a cancelled close() still propagates
+            if not (await asyncio.wait([task], timeout=timeout))[0]:
+                task.cancel()
+                await asyncio.wait([task])
             ended = None if task.cancelled() else task.exception()
             if ended is not None:
                 logger.warning("the semantic-cache flush ended: %s", _described(ended))
