@@ -8,8 +8,9 @@ server: a custom setting set with ``set_config(..., false)`` survives only when 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 import codeatlas
+from fixtures.pgbouncer import Bouncer
 
 _PROBE = "SELECT current_setting('codeatlas_test.probe', true)"
 _SET_PROBE = "SELECT set_config('codeatlas_test.probe', 'left', false)"
@@ -187,3 +189,23 @@ async def test_explicit_reset_option_wins(migrated_dsn: str) -> None:
         await _probe_left_by_internal_call(atlas)
         assert len(calls) == 1  # called even where codeatlas' own reset would skip
         assert await atlas._executor.fetchval(_PROBE) in (None, "")
+
+
+async def test_through_pgbouncer_in_transaction_mode(
+    start_pgbouncer: Callable[[int], Bouncer], migrated_dsn: str
+) -> None:
+    # one server connection, so every transaction lands on the same backend
+    bouncer = start_pgbouncer(1)
+    settings = codeatlas.Settings(pooler="transaction", migration_dsn=migrated_dsn)
+    dsn = bouncer.dsn_for(urlsplit(migrated_dsn).path.lstrip("/"))
+    async with codeatlas.connect(
+        dsn, migrate=False, settings=settings, min_size=1, max_size=1
+    ) as atlas:
+        rng = np.random.default_rng(8)
+        vector = rng.standard_normal(768).astype(np.float32)
+        await atlas.semantic_cache.store("q", vector, "a")
+        await _probe_left_by_internal_call(atlas)
+        assert await atlas.semantic_cache.lookup(vector) is not None
+        assert await atlas.executor.fetchval(_PROBE) == "left"  # no reset sent in between
+        await atlas.executor.execute("SET work_mem = '7MB'")
+        assert await atlas._executor.fetchval("SHOW work_mem") != "7MB"
