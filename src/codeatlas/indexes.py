@@ -95,6 +95,9 @@ BULK_LOAD_MIN_ROWS: Final = 10_000
 
 #: Norm of the noise added to sampled vectors to make recall queries (cosine ~0.9 to origin).
 _QUERY_NOISE: Final = 0.5
+#: Query vectors per statement of a recall pass (each statement stays well inside
+#: command_timeout even when every query is an exact scan of a large table).
+_QUERIES_PER_STATEMENT: Final = 16
 #: A rebuild is advised when the row count moved by this factor since the build...
 _DRIFT_FACTOR: Final = 2.0
 #: ...or the index was built on fewer rows than this while the table now has more.
@@ -870,12 +873,15 @@ class Indexes:
             iterative = self._executor.state.iterative_scans
             settings = search_settings(plan, knob, k, iterative=iterative)
             settings["enable_seqscan"] = "off"
-        async with self._executor.with_settings(settings) as tx:
-            rows = await tx.fetch(sql, packed, k)
-        elapsed = (time.perf_counter() - started) * 1000
         grouped: list[list[object]] = [[] for _ in queries]
-        for row in rows:
-            grouped[row["ordinal"] - 1].append(row["id"])
+        async with self._executor.with_settings(settings) as tx:
+            # a few queries per statement: 200 exact scans of 100k 1536-d rows in one
+            # statement outlasted command_timeout (60 s) on a loaded 2-core machine
+            for first in range(0, len(packed), _QUERIES_PER_STATEMENT):
+                batch = packed[first : first + _QUERIES_PER_STATEMENT]
+                for row in await tx.fetch(sql, batch, k):
+                    grouped[first + row["ordinal"] - 1].append(row["id"])
+        elapsed = (time.perf_counter() - started) * 1000
         return grouped, elapsed
 
     # -- tune ------------------------------------------------------------------------------
@@ -942,8 +948,12 @@ class Indexes:
         on_progress: Callable[[TuneProgress], None] | None = None,
         *,
         store: bool = True,
+        exact: tuple[list[list[object]], float] | None = None,
     ) -> tuple[TuneResult, float]:
-        """Tune *plan*'s knob on *queries*; return the result and its recall's lower bound."""
+        """Tune *plan*'s knob on *queries*; return the result and its recall's lower bound.
+
+        *exact* is the queries' exact neighbours and their pass's ms, when already known.
+        """
         knob = plan.strategy.knob
         highest = await self._knob_range(index, plan)
         tried: dict[int, float] = {}
@@ -962,11 +972,13 @@ class Indexes:
         report("sampling")
         # one exact pass serves every value tried
         report("exact")
-        exact, exact_ms = await self._neighbours(index, plan, queries, k, 1, exact=True)
+        if exact is None:
+            exact = await self._neighbours(index, plan, queries, k, 1, exact=True)
+        exact_ids, exact_ms = exact
 
         async def recall_at(value: int) -> float:
             if value not in tried:
-                result = await self._measure(index, plan, queries, exact, exact_ms, k, value)
+                result = await self._measure(index, plan, queries, exact_ids, exact_ms, k, value)
                 tried[value] = result.recall
                 lower[value] = result.recall_low
                 report("probes", value, result.recall)
@@ -1084,10 +1096,17 @@ class Indexes:
             chosen_queries, source = await self._queries(
                 index, queries, sample, seed, source_table=scratch
             )
+            # the exact neighbours depend on the data only: one pass serves every strategy
+            say("exact neighbours of the queries")
+            exact = await self._neighbours(
+                scratch, SearchPlan(kinds[0]), chosen_queries, k, 1, exact=True
+            )
             entries = []
             for kind in kinds:
                 entries.append(
-                    await self._compare_one(scratch, kind, chosen_queries, target_recall, k, say)
+                    await self._compare_one(
+                        scratch, kind, chosen_queries, exact, target_recall, k, say
+                    )
                 )
         finally:
             await self._executor.execute(f"DROP TABLE IF EXISTS {scratch.table}")
@@ -1126,6 +1145,7 @@ class Indexes:
         scratch: VectorIndex,
         kind: str,
         queries: Sequence[np.ndarray],
+        exact: tuple[list[list[object]], float],
         target_recall: float,
         k: int,
         say: Callable[[str], None],
@@ -1137,7 +1157,7 @@ class Indexes:
         plan = SearchPlan(kind)
         say(f"tuning {kind}")
         tuned, recall_low = await self._tune_one(
-            scratch, plan, queries, "", target_recall, k, store=False
+            scratch, plan, queries, "", target_recall, k, store=False, exact=exact
         )
         latencies = await self._latencies(scratch, _plan_with(plan, tuned.probes), queries, k)
         await self._executor.execute(f"DROP INDEX IF EXISTS {scratch.name}")
