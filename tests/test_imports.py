@@ -62,7 +62,8 @@ def test_building_every_repository_loads_no_application_code() -> None:
         "import codeatlas\n"
         "scope = codeatlas.Scope(None)\n"
         "for name in dir(codeatlas.Scope):\n"
-        "    getattr(scope, name)\n"
+        "    if name != 'executor':  # the executor itself, not a repository\n"
+        "        getattr(scope, name)\n"
         "import codeatlas.indexes, codeatlas.cache, codeatlas.search, codeatlas.filters"
     )
     modules = loaded_by(statement)
