@@ -18,9 +18,8 @@
 -- there are pending hits, and Atlas.close() flushes once more (for up to 10 s), so a hit
 -- reaches the stored columns within about one interval, and a clean shutdown leaves none
 -- pending. codeatlas_semantic_cache_usage gives the totals for readers of the table (the
--- Elixir application included) at any time. Rolling this migration back while hits are
--- pending is refused (DataLossRefusedError: the down section drops a table holding rows);
--- flush first (or close the Atlases), or pass allow_data_loss.
+-- Elixir application included) at any time. Rolling this migration back folds the pending
+-- hits into their entries first (see the down section), so no count is lost.
 -- Pending hits are at most one row per entry; a row whose entry is gone (evicted, expired
 -- or deleted by the Elixir application) is dropped by the next flush. Additive only: a new
 -- table and a new view; semantic_cache and its indexes are unchanged.
@@ -40,5 +39,16 @@ SELECT s.id,
   LEFT JOIN codeatlas_semantic_cache_hits AS h ON h.entry_id = s.id;
 
 -- migrate:down
+-- Pending hits are folded into their entries before the table goes, so a rollback loses no
+-- count (rows of entries already gone count for nothing): every row is accounted for, which
+-- the seeded marker tells the engine's data-loss check. The lock keeps lookups from adding a
+-- row between the fold and the drop.
+-- migrate:seeded codeatlas_semantic_cache_hits WHERE true
+LOCK TABLE codeatlas_semantic_cache_hits IN ACCESS EXCLUSIVE MODE;
+UPDATE semantic_cache AS s
+   SET hit_count = coalesce(s.hit_count, 0) + h.hits,
+       last_accessed = greatest(s.last_accessed, h.last_accessed)
+  FROM codeatlas_semantic_cache_hits AS h
+ WHERE h.entry_id = s.id;
 DROP VIEW IF EXISTS codeatlas_semantic_cache_usage;
 DROP TABLE IF EXISTS codeatlas_semantic_cache_hits;
