@@ -8,7 +8,10 @@ IVFFlat) the index is rebuilt for them and its knob tuned, and ``lookup`` runs f
 near-duplicates of stored questions (similarity 0.98, which the default threshold 0.95
 accepts: hits, each counted) and for fresh questions (misses), in turn with the raw
 single-row index query (``ORDER BY <=> LIMIT 1`` on raw asyncpg, the same knobs as
-startup settings) on the same questions; then hits counted on the entry's row as before
+startup settings) on the same questions: each question's index pages are read once
+untimed, then the calls run in an order that rotates from question to question (the
+first call of a question would otherwise read its pages cold, a bias for whichever runs
+later). Then hits counted on the entry's row as before
 migration 20261204000001, for the before/after ratio in the same run. ``store`` latency
 at that size is measured too. Standalone it runs on a throwaway embedded server (or the
 database of --dsn, whose semantic_cache rows it replaces) and with ``--write-docs`` writes
@@ -28,7 +31,7 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +125,12 @@ async def semantic_cache(
     """Return lookup (hit, miss) latencies per index kind with ``len(entries)`` entries,
     the raw single-row index query's on the same questions, and store latency.
 
-    Per question, in turn so that noise hits all alike: the raw query for the hit's
-    question, the hit, the miss, the raw query for the miss's question, and the raw query
-    on an asyncpg pool (what the pool's acquire and release cost, whatever runs on it).
+    Per question, in turn so that noise hits all alike (the question's pages read once
+    untimed, then the calls in an order rotating per question): the raw query for the
+    hit's question, the hit, the miss, the raw query for the miss's question, the raw
+    query on an asyncpg pool (what the pool's acquire and release cost, whatever runs on
+    it), the lookup's statement on the direct connection, and, where OpenTelemetry has
+    the repositories instrumented, the hit and the miss without the span.
     Then the same hits counted as before migration 20261204000001 (on the entry's row),
     against the raw query again; then ``flush_hits`` of what the lookups counted.
     """
@@ -201,11 +207,20 @@ async def _lookups(
             async with pool.acquire() as connection:
                 return await connection.fetchrow(_RAW_NEAREST, query)
 
-        for _ in range(3):  # warm: statements prepared, index pages read
+        # the lookup without its span, where OpenTelemetry is installed (it is in the test
+        # extra; a default install has no span to make)
+        spanless = getattr(type(cache).lookup, "__wrapped__", None)
+
+        async def lookup_without_span(query: npt.NDArray[np.float32]) -> Any:
+            assert spanless is not None
+            return await spanless(cache, query)
+
+        for _ in range(3):  # warm: statements prepared
             await cache.lookup(near[-1])
             await cache.lookup(fresh[0])
             await raw(near[-1])
             await raw_pooled(near[-1])
+            await statement_direct(near[-1])
         times: dict[str, list[float]] = {
             "raw_nearest": [],
             "lookup_hit": [],
@@ -214,19 +229,31 @@ async def _lookups(
             "raw_nearest_pool": [],
             "statement_direct": [],
         }
+        if spanless is not None:
+            times |= {"lookup_hit_no_span": [], "lookup_miss_no_span": []}
         wrong_hits = misses_that_hit = 0
         before = await _hot_updates(atlas)
         for number in range(lookups):
             question, unrelated = near[number], fresh[number % len(fresh)]
-            calls: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
+            calls: list[tuple[str, Callable[[Any], Any], Any]] = [
                 ("raw_nearest", raw, question),
                 ("lookup_hit", cache.lookup, question),
                 ("lookup_miss", cache.lookup, unrelated),
                 ("raw_nearest_miss", raw, unrelated),
                 ("raw_nearest_pool", raw_pooled, question),
                 ("statement_direct", statement_direct, question),
-            )
-            for name, call, argument in calls:
+            ]
+            if spanless is not None:
+                calls += [
+                    ("lookup_hit_no_span", lookup_without_span, question),
+                    ("lookup_miss_no_span", lookup_without_span, unrelated),
+                ]
+            # Whichever call comes first reads the question's index pages cold: each
+            # question's pages are read once untimed, and the order rotates per question.
+            await raw(question)
+            await raw(unrelated)
+            shift = number % len(calls)
+            for name, call, argument in calls[shift:] + calls[:shift]:
                 started = time.perf_counter()
                 found = await call(argument)
                 times[name].append(time.perf_counter() - started)
@@ -249,14 +276,16 @@ async def _lookups(
         old: dict[str, list[float]] = {"lookup_hit_counted_on_row": [], "raw_nearest_old": []}
         for number in range(lookups, 2 * lookups):
             question = near[number]
-            started = time.perf_counter()
-            await raw(question)
-            old["raw_nearest_old"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            record = await atlas.executor.fetchrow(sql, question, 0.05, None, *inline)
-            old["lookup_hit_counted_on_row"].append(time.perf_counter() - started)
-            if record is None:
-                wrong_hits += 1
+            await raw(question)  # its pages read untimed, as above; the order alternates
+            for name in ("raw_nearest_old", "lookup_hit_counted_on_row")[:: 1 - 2 * (number % 2)]:
+                started = time.perf_counter()
+                if name == "raw_nearest_old":
+                    await raw(question)
+                else:
+                    record = await atlas.executor.fetchrow(sql, question, 0.05, None, *inline)
+                    if record is None:
+                        wrong_hits += 1
+                old[name].append(time.perf_counter() - started)
         await asyncio.sleep(1.1)
         await direct.execute("SELECT 1")
         row_counted = await _hot_updates(atlas)
@@ -418,7 +447,7 @@ def render(results: dict[str, Any]) -> str:
             f"{pooled / raw:.2f}x the direct connection, and against that the hit is "
             f"{hit / pooled:.2f}x. Near-duplicate lookups that did not find their entry "
             f"(the index's recall at the tuned knob; of {2 * lookups}: the hits above and "
-            f"those counted on the row): {f['hits_not_found']}."
+            f"those counted on the row): {f['hits_not_found']}." + _without_span(f)
         )
     return "\n".join(
         [
@@ -430,15 +459,19 @@ def render(results: dict[str, Any]) -> str:
             "*Raw* is the single-row index query on raw asyncpg, one direct connection, the "
             "same knobs as startup settings (`ORDER BY query_embedding <=> $1 LIMIT 1`: no "
             "threshold, no expiry or model filter, no counting), on the same question, run "
-            "in turn with the lookups so noise hits both alike. *Statement* is the lookup's own "
-            "statement (knobs inline, threshold, filters, the hit counted) sent on that direct "
-            "connection: what the SQL costs. *Raw on a pool* is the raw query on an asyncpg "
-            "pool of one connection (the baseline `benchmarks/clients.py` uses for search): "
-            "its ratio to the direct connection is what a pool's acquire and release (asyncpg "
-            "resets each connection on release, one more round trip) cost whatever runs on "
-            "it; a lookup runs on the Atlas' pool, so it pays that too. Each hit's question is "
-            "looked up twice (the lookup, then the statement), so the side table sees an "
-            "insert and then a HOT update per entry. The index is rebuilt per kind and tuned "
+            "in turn with the lookups so noise hits both alike: each question's index pages "
+            "are read once untimed, then the calls run in an order that rotates from "
+            "question to question (the first would otherwise read them cold). *Statement* "
+            "is the lookup's own statement (knobs inline, threshold, filters, the hit "
+            "counted) sent on that direct connection: what the SQL costs. *Raw on a pool* is "
+            "the raw query on an asyncpg pool of one connection (the baseline "
+            "`benchmarks/clients.py` uses for search, with asyncpg's default reset on "
+            "release, one more round trip): its ratio to the direct connection is what a "
+            "pool's acquire and release cost. A lookup runs on the Atlas' pool, which skips "
+            "that reset after codeatlas' own statements (`benchmarks/pool_reset.py`) but "
+            "still pays acquire and release. Each hit's question is looked up more than once "
+            "(the lookup, the statement, in rotating order), so the side table sees an "
+            "insert and then HOT updates per entry. The index is rebuilt per kind and tuned "
             "(`atlas.indexes.tune`, recall 0.95 on its sample). Absolute times are noisy on "
             "this shared 2-CPU machine; ratios within a row hold.",
             "",
@@ -493,7 +526,20 @@ def render(results: dict[str, Any]) -> str:
     )
 
 
-def _table(header: list[str], rows: list[tuple[str, ...]]) -> str:
+def _without_span(f: dict[str, Any]) -> str:
+    """Return the reading's sentence on the lookups without their span, if they ran."""
+    if "lookup_hit_no_span" not in f:
+        return ""
+    hit = f["lookup_hit_no_span"]["p50_ms"] / f["raw_nearest"]["p50_ms"]
+    miss = f["lookup_miss_no_span"]["p50_ms"] / f["raw_nearest_miss"]["p50_ms"]
+    return (
+        " OpenTelemetry was installed (the test extra), so each lookup above made a client "
+        "span (a no-op one: no SDK configured); without the span, as a default install "
+        f"runs it, hit {hit:.2f}x and miss {miss:.2f}x the raw query."
+    )
+
+
+def _table(header: list[str], rows: Sequence[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
