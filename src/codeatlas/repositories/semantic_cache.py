@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy.typing as npt
 from .._db import Executor
 from .._state import CacheStats
 from ..errors import InvalidInputError
-from ..index_strategies import ranked_sql
+from ..index_strategies import SearchPlan, ranked_sql, search_settings
 from ..models import SemanticCacheEntry, SemanticCacheEntryCreate, SemanticCacheEntryUpdate
 from ..models._types import validate_vector
 from ..search import Match, SearchableRepository
@@ -283,6 +284,58 @@ class HitFlusher:
             )
 
 
+def _lookup_statement(
+    table: str, dimensions: int, plan: SearchPlan, knob: int, inline: tuple[str, ...]
+) -> str:
+    """Return the lookup statement in the shape of *plan*'s strategy (see ``_lookup_sql``)."""
+    unknown = set(inline) - _INLINE_SETTINGS
+    if unknown:
+        raise ValueError(f"not a lookup setting: {sorted(unknown)}")
+    conditions = (*_LOOKUP_CONDITIONS, "knobs.ready IS NOT NULL") if inline else _LOOKUP_CONDITIONS
+    nearest = ranked_sql(
+        plan,
+        table=table,
+        vec="query_embedding",
+        dimensions=dimensions,
+        columns=_ENTRY_COLUMNS,
+        conditions=conditions,
+        query_ref="$1",
+        limit="1",
+        knob=knob,
+        exact=False,
+    )
+    if not inline:
+        return _LOOKUP.format(nearest=nearest, count=_COUNT_HIT)
+    knobs = " || ".join(
+        f"set_config('{name}', ${number}, true)" for number, name in enumerate(inline, 4)
+    )
+    return _LOOKUP_INLINE.format(knobs=knobs, nearest=nearest, count=_COUNT_HIT)
+
+
+def _lookup_settings(plan: SearchPlan, knob: int, *, iterative: bool) -> dict[str, str]:
+    """Return the settings a lookup on *plan* at *knob* runs with."""
+    # A hit commits its counter row; not waiting for that WAL flush keeps a hit as fast
+    # as a miss, and a counter lost in a crash costs nothing.
+    return search_settings(plan, knob, 1, iterative=iterative) | {"synchronous_commit": "off"}
+
+
+@lru_cache(maxsize=256)
+def _inline_lookup(
+    table: str, dimensions: int, plan: SearchPlan, knob: int, iterative: bool
+) -> tuple[str, tuple[str, ...]]:
+    """Return the pool lookup's statement and its setting values ($4...).
+
+    What ``lookup`` sends on the pool depends on these alone (*iterative*: the server's
+    pgvector has iterative scans), so each combination is built once, not per lookup
+    (which also keeps the statement one string object, whose hash the statement caches
+    on the way, codeatlas' and asyncpg's, compute once). A plan is an index's kind and
+    tuned knobs: a process meets a few; ``maxsize`` bounds one retuned again and again.
+    """
+    settings = _lookup_settings(plan, knob, iterative=iterative)
+    sql = _lookup_statement(table, dimensions, plan, knob, tuple(settings))
+    return sql, tuple(settings.values())
+
+
 class SemanticCache(
     SearchableRepository[SemanticCacheEntry, SemanticCacheEntryCreate, SemanticCacheEntryUpdate]
 ):
@@ -327,20 +380,24 @@ class SemanticCache(
         if model is not None:
             model = self._value("model", model)
         chosen_probes = await self._probes(probes)
-        # A hit commits its counter row; not waiting for that WAL flush keeps a hit as fast
-        # as a miss, and a counter lost in a crash costs nothing.
-        settings = self._knobs(chosen_probes, exact=False, k=1) | {"synchronous_commit": "off"}
         if self._executor.in_transaction:
             # inside the caller's transaction: a savepoint scopes the knobs (with_settings)
+            iterative = self._executor.state.iterative_scans
+            settings = _lookup_settings(self._plan(), chosen_probes, iterative=iterative)
             sql = self._lookup_sql(chosen_probes)
             async with self._executor.with_settings(settings) as tx:
                 record = await tx.fetchrow(sql, vector, 1.0 - threshold, model)
         else:
-            # one round trip, as cheap as the single-row index query it is built on
-            sql = self._lookup_sql(chosen_probes, inline=tuple(settings))
-            record = await self._executor.fetchrow(
-                sql, vector, 1.0 - threshold, model, *settings.values()
+            # one round trip, as cheap as the single-row index query it is built on; the
+            # statement and its settings are built once per plan and knob (_inline_lookup)
+            sql, values = _inline_lookup(
+                self.table,
+                self.dimensions,
+                self._plan(),
+                chosen_probes,
+                self._executor.state.iterative_scans,
             )
+            record = await self._executor.fetchrow(sql, vector, 1.0 - threshold, model, *values)
         if record is None:
             self.stats.misses += 1
             return None
@@ -356,30 +413,7 @@ class SemanticCache(
         With *inline* setting names, the statement sets them itself from parameters $4...
         (see ``_LOOKUP_INLINE``); without, the caller runs it inside ``with_settings``.
         """
-        unknown = set(inline) - _INLINE_SETTINGS
-        if unknown:
-            raise ValueError(f"not a lookup setting: {sorted(unknown)}")
-        conditions = (
-            (*_LOOKUP_CONDITIONS, "knobs.ready IS NOT NULL") if inline else _LOOKUP_CONDITIONS
-        )
-        nearest = ranked_sql(
-            self._plan(),
-            table=self.table,
-            vec="query_embedding",
-            dimensions=self.dimensions,
-            columns=_ENTRY_COLUMNS,
-            conditions=conditions,
-            query_ref="$1",
-            limit="1",
-            knob=knob,
-            exact=False,
-        )
-        if not inline:
-            return _LOOKUP.format(nearest=nearest, count=_COUNT_HIT)
-        knobs = " || ".join(
-            f"set_config('{name}', ${number}, true)" for number, name in enumerate(inline, 4)
-        )
-        return _LOOKUP_INLINE.format(knobs=knobs, nearest=nearest, count=_COUNT_HIT)
+        return _lookup_statement(self.table, self.dimensions, self._plan(), knob, inline)
 
     async def store(
         self,
