@@ -443,8 +443,10 @@ def render(results: dict[str, Any]) -> str:
             f"raw query ({'within' if worst <= GOAL else '**outside**'} the {GOAL}x goal); "
             f"a hit counted on the entry's row, as before, {on_row:.2f}x. The lookup's "
             f"statement itself costs {f['statement_direct']['p50_ms'] / raw:.2f}x the raw "
-            f"query; the rest is the pool: the raw query on an asyncpg pool costs "
-            f"{pooled / raw:.2f}x the direct connection, and against that the hit is "
+            f"query; the rest is the pool and codeatlas' work per call (split by "
+            f"`python -m benchmarks.pool_reset --cpu`). The raw query on an asyncpg pool "
+            f"with asyncpg's reset costs {pooled / raw:.2f}x the direct connection (the "
+            f"lookup's pool skips that reset), and against that the hit is "
             f"{hit / pooled:.2f}x. Near-duplicate lookups that did not find their entry "
             f"(the index's recall at the tuned knob; of {2 * lookups}: the hits above and "
             f"those counted on the row): {f['hits_not_found']}." + _without_span(f)
