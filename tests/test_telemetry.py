@@ -137,6 +137,41 @@ def test_without_opentelemetry_nothing_is_wrapped_or_imported() -> None:
     assert result.stdout.strip().splitlines()[-1] == "['opentelemetry']"  # only the blocker
 
 
+def test_no_span_is_made_until_a_tracer_provider_is_configured(migrated_dsn: str) -> None:
+    # a fresh interpreter with the OpenTelemetry API and SDK but no provider set at first
+    code = (
+        "import asyncio, sys\n"
+        "import codeatlas\n"
+        "from codeatlas import telemetry\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import "
+        "InMemorySpanExporter\n"
+        "async def main():\n"
+        "    async with codeatlas.connect(sys.argv[1], migrate=False) as atlas:\n"
+        "        assert telemetry.instrumented()\n"
+        "        tracer, telemetry._tracer = telemetry._tracer, None  # a span would fail\n"
+        "        await atlas.vector_search.count()\n"
+        "        telemetry._tracer = tracer\n"
+        "        exporter = InMemorySpanExporter()\n"
+        "        provider = TracerProvider()\n"
+        "        provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "        trace.set_tracer_provider(provider)  # configured after connect()\n"
+        "        await atlas.vector_search.count()\n"
+        "        print([span.name for span in exporter.get_finished_spans()])\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, migrated_dsn],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "['count vector_search']"
+
+
 def test_uninstrument_puts_the_methods_back() -> None:
     from codeatlas.repositories.vector_search import VectorSearchRepository
 
