@@ -32,7 +32,8 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +62,17 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
     """No reset query (asyncpg's housekeeping before it still runs)."""
 
 
-#: The two raw pools: asyncpg's default reset, and none.
-_POOL_OPTIONS: tuple[dict[str, Any], ...] = ({}, {"reset": _no_reset})
-
-
-async def _run(entries: int, lookups: int, seed: int) -> dict[str, Any]:
+@asynccontextmanager
+async def _loaded(
+    entries: int, lookups: int, seed: int
+) -> AsyncIterator[tuple[codeatlas.Atlas, Settings, str, dict[str, str], list[Any]]]:
+    """Yield an Atlas on a throwaway server with *entries* cache entries, its knob tuned,
+    and *lookups* questions: near-duplicates of stored ones (hits) and fresh ones (misses),
+    alternating. Also its settings, its DSN and the knobs as server settings."""
     with tempfile.TemporaryDirectory(prefix="codeatlas-pool-reset-") as scratch:
         settings = Settings(data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=1)
         async with codeatlas.connect(settings=settings) as atlas:
             assert atlas.server is not None
-            dsn = atlas.server.dsn("codeatlas")
             data = make_dataset(768, entries, lookups, seed=seed + 1, k=1)
             cache = atlas.semantic_cache
             await _load(cache, atlas, data.base)
@@ -81,118 +83,115 @@ async def _run(entries: int, lookups: int, seed: int) -> dict[str, Any]:
             rng = np.random.default_rng([seed, 98])
             targets = rng.choice(len(data.base), size=lookups, replace=False)
             near = near_duplicates(data.base[targets], 0.98, rng)
-            direct = await asyncpg.connect(dsn, server_settings=knobs)
-            await register_vector(direct)
-            pools = [
-                await asyncpg.create_pool(
-                    dsn,
-                    min_size=1,
-                    max_size=1,
-                    server_settings=knobs,
-                    init=register_vector,
-                    **options,
-                )
-                for options in _POOL_OPTIONS
-            ]
-
-            def pooled(pool: Any) -> Any:
-                async def call(query: Any) -> Any:
-                    async with pool.acquire() as connection:
-                        return await connection.fetchrow(_RAW_NEAREST, query)
-
-                return call
-
-            async with codeatlas.connect(
-                dsn, migrate=False, settings=settings, reset=_full_reset
-            ) as before:
-                calls = {
-                    "raw": lambda q: direct.fetchrow(_RAW_NEAREST, q),
-                    "raw_pool": pooled(pools[0]),
-                    "raw_pool_no_reset": pooled(pools[1]),
-                    "lookup": atlas.semantic_cache.lookup,
-                    "lookup_full_reset": before.semantic_cache.lookup,
-                }
-                for _ in range(3):  # warm: statements prepared, index pages read
-                    for call in calls.values():
-                        await call(near[-1])
-                        await call(data.queries[0])
-                times: dict[str, list[float]] = {name: [] for name in calls}
-                for number in range(lookups):
-                    question = near[number] if number % 2 == 0 else data.queries[number]
-                    # the order rotates: the first query of a question reads its pages cold
-                    names = list(calls)
-                    shift = number % len(names)
-                    for name in names[shift:] + names[:shift]:
-                        call = calls[name]
-                        started = time.perf_counter()
-                        await call(question)
-                        times[name].append(time.perf_counter() - started)
-            await direct.close()
-            for pool in pools:
-                await pool.close()
-    return {name: summarise(values) for name, values in times.items()}
-
-
-async def _cpu(entries: int, lookups: int, seed: int, rounds: int = 5) -> dict[str, float]:
-    """Return the benchmark process's CPU time per call (us) of each step of a lookup."""
-    with tempfile.TemporaryDirectory(prefix="codeatlas-lookup-cpu-") as scratch:
-        settings = Settings(data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=1)
-        async with codeatlas.connect(settings=settings) as atlas:
-            assert atlas.server is not None
-            dsn = atlas.server.dsn("codeatlas")
-            data = make_dataset(768, entries, lookups, seed=seed + 1, k=1)
-            cache = atlas.semantic_cache
-            await _load(cache, atlas, data.base)
-            await atlas.executor.execute("ANALYZE semantic_cache")
-            await atlas.indexes.tune("semantic_cache", target_recall=0.95, seed=seed)
-            knobs = cache._knobs(await cache._probes(None), exact=False, k=1)
-            rng = np.random.default_rng([seed, 98])
-            targets = rng.choice(len(data.base), size=lookups, replace=False)
-            near = near_duplicates(data.base[targets], 0.98, rng)
             questions = [near[n] if n % 2 == 0 else data.queries[n] for n in range(lookups)]
-            statement = cache._lookup_sql(cache._plan().knob, inline=(*knobs, "synchronous_commit"))
-            inline = [*knobs.values(), "off"]
-            direct = await asyncpg.connect(dsn, server_settings=knobs)
-            await register_vector(direct)
-            pool = await asyncpg.create_pool(
+            yield atlas, settings, atlas.server.dsn("codeatlas"), knobs, questions
+
+
+#: The two raw pools: asyncpg's default reset, and none.
+_POOL_OPTIONS: tuple[dict[str, Any], ...] = ({}, {"reset": _no_reset})
+
+
+async def _run(entries: int, lookups: int, seed: int) -> dict[str, Any]:
+    async with _loaded(entries, lookups, seed) as (atlas, settings, dsn, knobs, questions):
+        direct = await asyncpg.connect(dsn, server_settings=knobs)
+        await register_vector(direct)
+        pools = [
+            await asyncpg.create_pool(
                 dsn,
                 min_size=1,
                 max_size=1,
                 server_settings=knobs,
                 init=register_vector,
-                reset=_no_reset,
+                **options,
             )
-            spanless = getattr(type(cache).lookup, "__wrapped__", type(cache).lookup)
+            for options in _POOL_OPTIONS
+        ]
 
-            async def on_pool(query: Any) -> Any:
+        def pooled(pool: Any) -> Any:
+            async def call(query: Any) -> Any:
                 async with pool.acquire() as connection:
-                    return await connection.fetchrow(statement, query, 0.05, None, *inline)
+                    return await connection.fetchrow(_RAW_NEAREST, query)
 
-            calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
-                "statement_direct": lambda q: direct.fetchrow(statement, q, 0.05, None, *inline),
-                "statement_pool_no_reset": on_pool,
-                "statement_executor": lambda q: cache._executor.fetchrow(
-                    statement, q, 0.05, None, *inline
-                ),
-                "lookup_no_span": lambda q: spanless(cache, q),
-                "lookup": cache.lookup,
+            return call
+
+        async with codeatlas.connect(
+            dsn, migrate=False, settings=settings, reset=_full_reset
+        ) as before:
+            calls = {
+                "raw": lambda q: direct.fetchrow(_RAW_NEAREST, q),
+                "raw_pool": pooled(pools[0]),
+                "raw_pool_no_reset": pooled(pools[1]),
+                "lookup": atlas.semantic_cache.lookup,
+                "lookup_full_reset": before.semantic_cache.lookup,
             }
-            per_round: dict[str, list[float]] = {name: [] for name in calls}
-            try:
-                for call in calls.values():  # warm: statements prepared, pages read
-                    for question in questions[:20]:
-                        await call(question)
+            for _ in range(3):  # warm: statements prepared, index pages read
+                for call in calls.values():
+                    await call(questions[-2])
+                    await call(questions[-1])
+            times: dict[str, list[float]] = {name: [] for name in calls}
+            for number in range(lookups):
+                question = questions[number]
+                # the order rotates: the first query of a question reads its pages cold
                 names = list(calls)
-                for number in range(rounds):
-                    shift = number % len(names)
-                    for name in names[shift:] + names[:shift]:
-                        started = time.process_time()
-                        for question in questions:
-                            await calls[name](question)
-                        per_round[name].append((time.process_time() - started) / len(questions))
-            finally:
-                await direct.close()
-                await pool.close()
+                shift = number % len(names)
+                for name in names[shift:] + names[:shift]:
+                    call = calls[name]
+                    started = time.perf_counter()
+                    await call(question)
+                    times[name].append(time.perf_counter() - started)
+        await direct.close()
+        for pool in pools:
+            await pool.close()
+    return {name: summarise(values) for name, values in times.items()}
+
+
+async def _cpu(entries: int, lookups: int, seed: int, rounds: int = 5) -> dict[str, float]:
+    """Return the benchmark process's CPU time per call (us) of each step of a lookup."""
+    async with _loaded(entries, lookups, seed) as (atlas, _, dsn, knobs, questions):
+        cache = atlas.semantic_cache
+        statement = cache._lookup_sql(cache._plan().knob, inline=(*knobs, "synchronous_commit"))
+        inline = [*knobs.values(), "off"]
+        direct = await asyncpg.connect(dsn, server_settings=knobs)
+        await register_vector(direct)
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=1,
+            server_settings=knobs,
+            init=register_vector,
+            reset=_no_reset,
+        )
+        spanless = getattr(type(cache).lookup, "__wrapped__", type(cache).lookup)
+
+        async def on_pool(query: Any) -> Any:
+            async with pool.acquire() as connection:
+                return await connection.fetchrow(statement, query, 0.05, None, *inline)
+
+        calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            "statement_direct": lambda q: direct.fetchrow(statement, q, 0.05, None, *inline),
+            "statement_pool_no_reset": on_pool,
+            "statement_executor": lambda q: cache._executor.fetchrow(
+                statement, q, 0.05, None, *inline
+            ),
+            "lookup_no_span": lambda q: spanless(cache, q),
+            "lookup": cache.lookup,
+        }
+        per_round: dict[str, list[float]] = {name: [] for name in calls}
+        try:
+            for call in calls.values():  # warm: statements prepared, pages read
+                for question in questions[:20]:
+                    await call(question)
+            names = list(calls)
+            for number in range(rounds):
+                shift = number % len(names)
+                for name in names[shift:] + names[:shift]:
+                    started = time.process_time()
+                    for question in questions:
+                        await calls[name](question)
+                    per_round[name].append((time.process_time() - started) / len(questions))
+        finally:
+            await direct.close()
+            await pool.close()
     return {name: float(np.median(values)) * 1e6 for name, values in per_round.items()}
 
 
