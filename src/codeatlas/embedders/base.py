@@ -11,7 +11,14 @@ import numpy.typing as npt
 
 from ..errors import InvalidInputError
 
-__all__ = ["SUPPORTED_DIMENSIONS", "Embedder", "embed_checked", "embedder_stamp", "pad_rows"]
+__all__ = [
+    "SUPPORTED_DIMENSIONS",
+    "Embedder",
+    "checked_texts",
+    "embed_checked",
+    "embedder_stamp",
+    "pad_rows",
+]
 
 #: The vector widths of codeatlas' tables (``vector(768)`` and ``vector(1536)`` columns).
 SUPPORTED_DIMENSIONS: Final = (768, 1536)
@@ -61,6 +68,17 @@ def pad_rows(vectors: npt.NDArray[np.floating[Any]], dimensions: int) -> npt.NDA
     return out
 
 
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """Return *texts* as a list, refusing one str or a non-str item (what embed takes)."""
+    if isinstance(texts, str):
+        raise InvalidInputError("embed takes a sequence of texts, not one str")
+    batch = list(texts)
+    for text in batch:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"embed takes str items, got {type(text).__name__}")
+    return batch
+
+
 async def embed_checked(
     texts: Sequence[str], embed_sync: Callable[[list[str]], npt.NDArray[np.float32]]
 ) -> npt.NDArray[np.float32]:
@@ -68,12 +86,7 @@ async def embed_checked(
 
     What every in-process embedder's ``embed`` does around its own computation.
     """
-    if isinstance(texts, str):
-        raise InvalidInputError("embed takes a sequence of texts, not one str")
-    batch = list(texts)
-    for text in batch:
-        if not isinstance(text, str):
-            raise InvalidInputError(f"embed takes str items, got {type(text).__name__}")
+    batch = checked_texts(texts)
     if sum(map(len, batch)) >= THREAD_MIN_CHARS:
         vectors: npt.NDArray[np.float32] = await anyio.to_thread.run_sync(embed_sync, batch)
         return vectors

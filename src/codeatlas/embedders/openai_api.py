@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmbedderError, InvalidInputError
-from .base import SUPPORTED_DIMENSIONS, pad_rows
+from .base import SUPPORTED_DIMENSIONS, checked_texts, pad_rows
 
 __all__ = ["OpenAIEmbedder"]
 
@@ -198,12 +198,7 @@ class OpenAIEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return one unit float32 row per text, requests batched and retried."""
-        if isinstance(texts, str):
-            raise InvalidInputError("embed takes a sequence of texts, not one str")
-        texts = list(texts)
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidInputError(f"embed takes str items, got {type(text).__name__}")
+        texts = checked_texts(texts)
         out = np.zeros((len(texts), self._dimensions), dtype=np.float32)
         if not texts:
             return out
