@@ -166,6 +166,22 @@ class TestValidateVector:
         out = validate_vector(unit * scale, 768, field="embedding")
         assert np.array_equal(out, (unit * scale).astype(np.float32))
 
+    @pytest.mark.parametrize("scale", [MIN_VECTOR_NORM * 0.99, MAX_VECTOR_NORM * 1.01])
+    @pytest.mark.parametrize("dim", [768, 1536])
+    def test_norms_just_outside_the_range_are_refused(self, scale: float, dim: int) -> None:
+        # the one-pass check decides only vectors well inside the range: these take the
+        # exact checks, whatever the float32 sum's rounding
+        unit = np.full(dim, 1 / np.sqrt(dim))
+        with pytest.raises(InvalidVectorError, match="norm"):
+            validate_vector(unit * scale, dim, field="embedding")
+
+    @pytest.mark.parametrize("bad", [np.nan, np.inf])
+    def test_one_non_finite_value_among_tiny_ones_is_refused(self, bad: float) -> None:
+        vector = np.full(768, 1e-20, dtype=np.float32)
+        vector[5] = bad
+        with pytest.raises(InvalidVectorError, match="finite"):
+            validate_vector(vector, 768, field="embedding")
+
     @settings(max_examples=60, deadline=None)
     @given(
         arrays(

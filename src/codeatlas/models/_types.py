@@ -67,6 +67,9 @@ _NUMERIC_KINDS: Final = frozenset("iuf")
 #: underflow (every row then scores the same), above 1e19 their sum overflows to inf (NaN).
 MIN_VECTOR_NORM: Final = 1e-15
 MAX_VECTOR_NORM: Final = 1e19
+#: Squared norms a float32 dot product may decide alone (see ``_coerce_vector``): well inside
+#: the bounds above, so the product's own rounding cannot move a vector across one of them.
+_SURE_SQUARED_NORMS: Final = (1e-28, 1e36)
 
 #: Deepest JSON nesting accepted (a top-level object is depth 1): far above real documents,
 #: far below Python's recursion limit in the encoder.
@@ -248,9 +251,16 @@ def _coerce_vector(value: object, dim: int) -> npt.NDArray[np.float32]:
     if source.shape[0] != dim:
         raise _VectorProblem(f"expected {dim} dimensions, got {source.shape[0]}")
     # Always a copy: the model must not share a buffer the caller can still mutate.
-    # Overflow to inf is caught by the finiteness check below, so numpy's warning is noise.
-    with np.errstate(over="ignore"):
+    # Overflow to inf is caught by the checks below, so numpy's warnings are noise.
+    with np.errstate(all="ignore"):
         vector = np.array(source, dtype=np.float32, order="C", copy=True)
+        # One pass decides the usual vector: a NaN makes the sum of squares NaN and an
+        # infinity makes it inf, so a sum within the sure range means every value is
+        # finite, not all are zero and the norm is within bounds. Others take the exact
+        # checks below (which also say what is wrong).
+        squared = float(np.dot(vector, vector))
+    if _SURE_SQUARED_NORMS[0] <= squared <= _SURE_SQUARED_NORMS[1]:
+        return vector
     if not np.isfinite(vector).all():
         raise _VectorProblem("values must be finite (no NaN or Inf, and within float32 range)")
     if not vector.any():
