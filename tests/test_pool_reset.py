@@ -8,6 +8,7 @@ server: a custom setting set with ``set_config(..., false)`` survives only when 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,6 +66,31 @@ async def test_search_and_cache_lookup_send_no_reset(single: codeatlas.Atlas) ->
     async with single.executor.acquire() as connection:
         assert await connection.fetchval("SELECT pg_backend_pid()") == pid
         assert await connection.fetchval(_PROBE) == "left"
+
+
+async def test_internal_release_runs_without_a_shield_task(single: codeatlas.Atlas) -> None:
+    # asyncpg's Pool.release shields the holder's release in a task of its own; a release
+    # codeatlas vouched for awaits nothing, so it runs without one (codeatlas._db._released).
+    # Should asyncpg's internals change, the shielded way comes back and this fails.
+    loop = asyncio.get_running_loop()
+    created: list[str] = []
+    previous = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        created.append(getattr(coro, "__qualname__", repr(coro)))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    internal = single._executor
+    await internal.fetchval("SELECT 1")  # warm: the statement prepared
+    loop.set_task_factory(counting)
+    try:
+        assert await internal.fetchval("SELECT 2") == 2
+        internal_tasks = list(created)
+        assert await single.executor.fetchval("SELECT 3") == 3  # the caller's view: reset
+    finally:
+        loop.set_task_factory(previous)
+    assert internal_tasks == []
+    assert any("release" in name for name in created[len(internal_tasks) :])
 
 
 @pytest.mark.parametrize(
