@@ -11,8 +11,9 @@ single-row index query (``ORDER BY <=> LIMIT 1`` on raw asyncpg, the same knobs 
 startup settings) on the same questions: each question's index pages are read once
 untimed, then the calls run in an order that rotates from question to question (the
 first call of a question would otherwise read its pages cold, a bias for whichever runs
-later). Then hits counted on the entry's row as before
-migration 20261204000001, for the before/after ratio in the same run. ``store`` latency
+later). Then hits counted as earlier versions counted them (on the entry's row, as before
+migration 20261204000001; in the side table by the lookup's own statement, as 0.2.0 did),
+for the before/after ratios in the same run. ``store`` latency
 at that size is measured too. Standalone it runs on a throwaway embedded server (or the
 database of --dsn, whose semantic_cache rows it replaces) and with ``--write-docs`` writes
 the "Caches" section of docs/benchmarks.md (``benchmarks.sections``).
@@ -59,8 +60,8 @@ SELECT id, query_embedding <=> $1 AS distance
  ORDER BY query_embedding <=> $1
  LIMIT 1"""
 #: How a hit was counted before migration 20261204000001: on the entry's row, whose counter
-#: columns are indexed (never a HOT update). Run in place of the side-table count, for the
-#: before/after comparison in the same process.
+#: columns are indexed (never a HOT update), after the lookup's statement as CTE ``best``;
+#: for the before/after comparison in the same process.
 _COUNT_ON_THE_ROW = """
 UPDATE semantic_cache AS s
    SET hit_count = coalesce(s.hit_count, 0) + 1,
@@ -70,6 +71,18 @@ UPDATE semantic_cache AS s
 RETURNING s.id, s.cache_key, s.query, s.response, s.model, s.template_id, s.tokens_used,
           s.cost_cents, s.hit_count, s.last_accessed, s.ttl_seconds, s.metadata, s.inserted_at,
           s.updated_at, best._distance"""
+#: How 0.2.0 counted a hit: in the side table, in the lookup's own statement (committed with
+#: synchronous_commit off, as it was), after the lookup's statement as CTE ``best``.
+_COUNT_PER_LOOKUP = """, async_commit AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS off
+), counted AS (
+    INSERT INTO codeatlas_semantic_cache_hits AS h (entry_id, hits, last_accessed)
+    SELECT id, 1, now() AT TIME ZONE 'utc' FROM best CROSS JOIN async_commit
+    ON CONFLICT (entry_id) DO UPDATE
+       SET hits = h.hits + 1, last_accessed = excluded.last_accessed
+    RETURNING h.hits, h.last_accessed
+)
+SELECT best.*, counted.hits FROM best CROSS JOIN counted"""
 #: The goal of issue 12: a lookup within 1.5x of the raw single-row index query.
 GOAL = 1.5
 #: The semantic cache's index kind since migration 20261204000002.
@@ -129,10 +142,9 @@ async def semantic_cache(
     untimed, then the calls in an order rotating per question): the raw query for the
     hit's question, the hit, the miss, the raw query for the miss's question, the raw
     query on an asyncpg pool (what the pool's acquire and release cost, whatever runs on
-    it), the lookup's statement on the direct connection, and, where OpenTelemetry has
-    the repositories instrumented, the hit and the miss without the span.
-    Then the same hits counted as before migration 20261204000001 (on the entry's row),
-    against the raw query again; then ``flush_hits`` of what the lookups counted.
+    it), and the lookup's statement on the direct connection. Then ``flush_hits`` of what
+    the lookups counted; then other hits counted as earlier versions counted them (on the
+    entry's row; in the side table per lookup), against the raw query again.
     """
     cache = atlas.semantic_cache
     load_s = await _load(cache, atlas, entries)
@@ -197,8 +209,8 @@ async def _lookups(
         async def raw(query: npt.NDArray[np.float32]) -> Any:
             return await direct.fetchrow(_RAW_NEAREST, query)
 
-        statement = cache._lookup_sql(cache._plan().knob, inline=(*knobs, "synchronous_commit"))
-        inline = [*knobs.values(), "off"]
+        statement = cache._lookup_sql(cache._plan().knob, inline=tuple(knobs))
+        inline = list(knobs.values())
 
         async def statement_direct(query: npt.NDArray[np.float32]) -> Any:
             return await direct.fetchrow(statement, query, 0.05, None, *inline)
@@ -206,14 +218,6 @@ async def _lookups(
         async def raw_pooled(query: npt.NDArray[np.float32]) -> Any:
             async with pool.acquire() as connection:
                 return await connection.fetchrow(_RAW_NEAREST, query)
-
-        # the lookup without its span, where OpenTelemetry is installed (it is in the test
-        # extra; a default install has no span to make)
-        spanless = getattr(type(cache).lookup, "__wrapped__", None)
-
-        async def lookup_without_span(query: npt.NDArray[np.float32]) -> Any:
-            assert spanless is not None
-            return await spanless(cache, query)
 
         for _ in range(3):  # warm: statements prepared
             await cache.lookup(near[-1])
@@ -229,9 +233,8 @@ async def _lookups(
             "raw_nearest_pool": [],
             "statement_direct": [],
         }
-        if spanless is not None:
-            times |= {"lookup_hit_no_span": [], "lookup_miss_no_span": []}
         wrong_hits = misses_that_hit = 0
+        await cache.flush_hits()
         before = await _hot_updates(atlas)
         for number in range(lookups):
             question, unrelated = near[number], fresh[number % len(fresh)]
@@ -243,11 +246,6 @@ async def _lookups(
                 ("raw_nearest_pool", raw_pooled, question),
                 ("statement_direct", statement_direct, question),
             ]
-            if spanless is not None:
-                calls += [
-                    ("lookup_hit_no_span", lookup_without_span, question),
-                    ("lookup_miss_no_span", lookup_without_span, unrelated),
-                ]
             # Whichever call comes first reads the question's index pages cold: each
             # question's pages are read once untimed, and the order rotates per question.
             await raw(question)
@@ -269,26 +267,37 @@ async def _lookups(
         started = time.perf_counter()
         flushed = await cache.flush_hits()
         flush_s = time.perf_counter() - started
+        await asyncio.sleep(1.1)
+        await direct.execute("SELECT 1")
         flushed_stats = await _hot_updates(atlas)
 
-        # the same kind of hits (other entries), counted on the entry's row as before
-        sql = statement.split(", counted AS", 1)[0] + _COUNT_ON_THE_ROW
-        old: dict[str, list[float]] = {"lookup_hit_counted_on_row": [], "raw_nearest_old": []}
+        # other hits of the same kind, counted as earlier versions counted them
+        best = f"WITH best AS ({statement})"
+        earlier = {
+            "lookup_hit_counted_on_row": best + _COUNT_ON_THE_ROW,
+            "lookup_hit_counted_per_lookup": best + _COUNT_PER_LOOKUP,
+        }
+        old: dict[str, list[float]] = {"raw_nearest_old": []} | {name: [] for name in earlier}
+        order = list(old)
         for number in range(lookups, 2 * lookups):
             question = near[number]
-            await raw(question)  # its pages read untimed, as above; the order alternates
-            for name in ("raw_nearest_old", "lookup_hit_counted_on_row")[:: 1 - 2 * (number % 2)]:
+            await raw(question)  # its pages read untimed, as above; the order rotates
+            shift = number % len(order)
+            for name in order[shift:] + order[:shift]:
                 started = time.perf_counter()
                 if name == "raw_nearest_old":
                     await raw(question)
                 else:
-                    record = await atlas.executor.fetchrow(sql, question, 0.05, None, *inline)
+                    # on the cache's own executor, as its lookups run (no pool reset)
+                    record = await cache._executor.fetchrow(
+                        earlier[name], question, 0.05, None, *inline
+                    )
                     if record is None:
                         wrong_hits += 1
                 old[name].append(time.perf_counter() - started)
         await asyncio.sleep(1.1)
         await direct.execute("SELECT 1")
-        row_counted = await _hot_updates(atlas)
+        earlier_counted = await _hot_updates(atlas)
     finally:
         await direct.close()
         await pool.close()
@@ -299,7 +308,10 @@ async def _lookups(
         "flush": {"entries": flushed, "s": flush_s},
         "updates": {
             "lookups": {k: after.get(k, 0) - before.get(k, 0) for k in after},
-            "counted_on_row": {k: row_counted.get(k, 0) - flushed_stats.get(k, 0) for k in after},
+            "flush": {k: flushed_stats.get(k, 0) - after.get(k, 0) for k in after},
+            "earlier": {
+                k: earlier_counted.get(k, 0) - flushed_stats.get(k, 0) for k in earlier_counted
+            },
         },
     }
 
@@ -401,25 +413,22 @@ def render(results: dict[str, Any]) -> str:
                     f"{f['hits_not_found']}/{f['misses_answered']}",
                 )
             )
-            old = f["lookup_hit_counted_on_row"]["p50_ms"]
             old_raw = f["raw_nearest_old"]["p50_ms"]
-            lookups = f["updates"]["lookups"]
-            on_row = f["updates"]["counted_on_row"]
+            on_row = f["lookup_hit_counted_on_row"]["p50_ms"]
+            per_lookup = f["lookup_hit_counted_per_lookup"]["p50_ms"]
+            updates = f["updates"]
             before.append(
                 (
                     f"{int(entries):,}",
                     kind,
-                    _ms(old),
                     _ms(old_raw),
-                    f"{old / old_raw:.2f}x",
+                    f"{_ms(on_row)} ({on_row / old_raw:.2f}x)",
+                    f"{_ms(per_lookup)} ({per_lookup / old_raw:.2f}x)",
                     f"{hit / raw:.2f}x",
-                    f"{on_row.get('semantic_cache.updates', 0)} "
-                    f"({on_row.get('semantic_cache.hot_updates', 0)} HOT)",
-                    f"{lookups.get('codeatlas_semantic_cache_hits.inserts', 0)} inserts, "
-                    f"{lookups.get('codeatlas_semantic_cache_hits.updates', 0)} updates "
-                    f"({lookups.get('codeatlas_semantic_cache_hits.hot_updates', 0)} HOT); "
-                    f"semantic_cache {lookups.get('semantic_cache.updates', 0)}",
-                    f"{f['flush']['entries']} in {f['flush']['s'] * 1000:.0f} ms",
+                    _writes(updates["lookups"]),
+                    _writes(updates["earlier"]),
+                    f"{f['flush']['entries']} in {f['flush']['s'] * 1000:.0f} ms: "
+                    + _writes(updates["flush"]),
                 )
             )
         builds = ", ".join(f"{k} {v['build_s']:.1f} s" for k, v in run["kinds"].items())
@@ -436,20 +445,23 @@ def render(results: dict[str, Any]) -> str:
         raw, pooled = f["raw_nearest"]["p50_ms"], f["raw_nearest_pool"]["p50_ms"]
         hit, miss = f["lookup_hit"]["p50_ms"], f["lookup_miss"]["p50_ms"]
         worst = max(hit / raw, miss / f["raw_nearest_miss"]["p50_ms"])
-        on_row = f["lookup_hit_counted_on_row"]["p50_ms"] / f["raw_nearest_old"]["p50_ms"]
+        old_raw = f["raw_nearest_old"]["p50_ms"]
+        on_row = f["lookup_hit_counted_on_row"]["p50_ms"] / old_raw
+        per_lookup = f["lookup_hit_counted_per_lookup"]["p50_ms"] / old_raw
         reading.append(
             f"* **{int(entries):,} entries, {DEFAULT_KIND} (the cache's default index).** "
             f"Hit {hit / raw:.2f}x and miss {miss / f['raw_nearest_miss']['p50_ms']:.2f}x the "
             f"raw query ({'within' if worst <= GOAL else '**outside**'} the {GOAL}x goal); "
-            f"a hit counted on the entry's row, as before, {on_row:.2f}x. The lookup's "
+            f"a hit counted on the entry's row (v0.1) {on_row:.2f}x, counted in the side "
+            f"table by the lookup's statement (0.2.0) {per_lookup:.2f}x. The lookup's "
             f"statement itself costs {f['statement_direct']['p50_ms'] / raw:.2f}x the raw "
             f"query; the rest is the pool and codeatlas' work per call (split by "
             f"`python -m benchmarks.pool_reset --cpu`). The raw query on an asyncpg pool "
             f"with asyncpg's reset costs {pooled / raw:.2f}x the direct connection (the "
             f"lookup's pool skips that reset), and against that the hit is "
             f"{hit / pooled:.2f}x. Near-duplicate lookups that did not find their entry "
-            f"(the index's recall at the tuned knob; of {2 * lookups}: the hits above and "
-            f"those counted on the row): {f['hits_not_found']}." + _without_span(f)
+            f"(the index's recall at the tuned knob; of {3 * lookups}: the hits above and "
+            f"those counted the earlier ways): {f['hits_not_found']}."
         )
     return "\n".join(
         [
@@ -464,16 +476,15 @@ def render(results: dict[str, Any]) -> str:
             "in turn with the lookups so noise hits both alike: each question's index pages "
             "are read once untimed, then the calls run in an order that rotates from "
             "question to question (the first would otherwise read them cold). *Statement* "
-            "is the lookup's own statement (knobs inline, threshold, filters, the hit "
-            "counted) sent on that direct connection: what the SQL costs. *Raw on a pool* is "
+            "is the lookup's own statement (knobs inline, threshold, filters, the entry's "
+            "written and unfolded hits; it writes nothing, the hit is counted in the Atlas' "
+            "memory) sent on that direct connection: what the SQL costs. *Raw on a pool* is "
             "the raw query on an asyncpg pool of one connection (the baseline "
             "`benchmarks/clients.py` uses for search, with asyncpg's default reset on "
             "release, one more round trip): its ratio to the direct connection is what a "
             "pool's acquire and release cost. A lookup runs on the Atlas' pool, which skips "
             "that reset after codeatlas' own statements (`benchmarks/pool_reset.py`) but "
-            "still pays acquire and release. Each hit's question is looked up more than once "
-            "(the lookup, the statement, in rotating order), so the side table sees an "
-            "insert and then HOT updates per entry. The index is rebuilt per kind and tuned "
+            "still pays acquire and release. The index is rebuilt per kind and tuned "
             "(`atlas.indexes.tune`, recall 0.95 on its sample). Absolute times are noisy on "
             "this shared 2-CPU machine; ratios within a row hold.",
             "",
@@ -497,25 +508,28 @@ def render(results: dict[str, Any]) -> str:
                 rows,
             ),
             "",
-            "Counting a hit on the entry's row, as lookups did before migration "
-            "20261204000001 (the same statement with its count replaced by the old "
-            "`UPDATE semantic_cache SET hit_count = hit_count + 1, last_accessed = now()`), "
-            "on other entries in the same run, against the raw query again. `hit_count` and "
-            "`last_accessed` are indexed (the Elixir schema), so that update is never HOT: it "
-            "inserts the new row version into every index, the vector index included. "
-            "Updates as `pg_stat_user_tables` counted them; *flush* is "
-            "`flush_hits()` folding the lookups' pending hits into their entries afterwards.",
+            "Counting hits as earlier versions did, on other entries in the same run, against "
+            "the raw query again (the calls rotating per question): *on the row* (v0.1, "
+            "before migration 20261204000001) is the lookup's statement followed by `UPDATE "
+            "semantic_cache SET hit_count = hit_count + 1, last_accessed = now()`; "
+            "`hit_count` and `last_accessed` are indexed (the Elixir schema), so that update "
+            "is never HOT: it inserts the new row version into every index, the vector index "
+            "included. *Per lookup* (0.2.0) is the lookup's statement followed by the side "
+            "table's upsert of one hit, committed with `synchronous_commit = off`, as 0.2.0's "
+            "lookup did. Writes as `pg_stat_user_tables` counted them; *flush* is "
+            "`flush_hits()` writing the lookups' hits (one statement) and folding them into "
+            "their entries afterwards.",
             "",
             _table(
                 [
                     "entries",
                     "index",
-                    "hit counted on the row p50 ms",
                     "raw p50 ms",
-                    "ratio (before)",
-                    "ratio now (above)",
-                    "semantic_cache updates (before)",
-                    "side-table writes (now)",
+                    "on the row (v0.1) p50 ms",
+                    "per lookup (0.2.0) p50 ms",
+                    "now: hit / raw (above)",
+                    "writes by the lookups (now)",
+                    "writes by the earlier ways",
                     "flush",
                 ],
                 before,
@@ -528,17 +542,15 @@ def render(results: dict[str, Any]) -> str:
     )
 
 
-def _without_span(f: dict[str, Any]) -> str:
-    """Return the reading's sentence on the lookups without their span, if they ran."""
-    if "lookup_hit_no_span" not in f:
-        return ""
-    hit = f["lookup_hit_no_span"]["p50_ms"] / f["raw_nearest"]["p50_ms"]
-    miss = f["lookup_miss_no_span"]["p50_ms"] / f["raw_nearest_miss"]["p50_ms"]
-    return (
-        " OpenTelemetry was installed (the test extra), so each lookup above made a client "
-        "span (a no-op one: no SDK configured); without the span, as a default install "
-        f"runs it, hit {hit:.2f}x and miss {miss:.2f}x the raw query."
-    )
+def _writes(counts: dict[str, int]) -> str:
+    """Return the writes of a step, from the differences of ``_hot_updates``."""
+    parts = []
+    for table in ("semantic_cache", "codeatlas_semantic_cache_hits"):
+        inserts, updates = counts.get(f"{table}.inserts", 0), counts.get(f"{table}.updates", 0)
+        if inserts or updates:
+            hot = counts.get(f"{table}.hot_updates", 0)
+            parts.append(f"{table}: {inserts} inserts, {updates} updates ({hot} HOT)")
+    return "; ".join(parts) or "none"
 
 
 def _table(header: list[str], rows: Sequence[tuple[str, ...]]) -> str:
@@ -555,7 +567,7 @@ async def _connected(dsn: str | None) -> AsyncIterator[tuple[codeatlas.Atlas, st
             yield atlas, dsn
         return
     with tempfile.TemporaryDirectory(prefix="codeatlas-caches-") as scratch:
-        settings = Settings(data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=2)
+        settings = Settings(data_dir=Path(scratch) / "pgdata", pool_min_size=1, pool_max_size=1)
         async with codeatlas.connect(settings=settings) as atlas:
             assert atlas.server is not None
             yield atlas, atlas.server.dsn("codeatlas")

@@ -149,8 +149,8 @@ async def _cpu(entries: int, lookups: int, seed: int, rounds: int = 5) -> dict[s
     """Return the benchmark process's CPU time per call (us) of each step of a lookup."""
     async with _loaded(entries, lookups, seed) as (atlas, _, dsn, knobs, questions):
         cache = atlas.semantic_cache
-        statement = cache._lookup_sql(cache._plan().knob, inline=(*knobs, "synchronous_commit"))
-        inline = [*knobs.values(), "off"]
+        statement = cache._lookup_sql(cache._plan().knob, inline=tuple(knobs))
+        inline = list(knobs.values())
         direct = await asyncpg.connect(dsn, server_settings=knobs)
         await register_vector(direct)
         pool = await asyncpg.create_pool(

@@ -120,7 +120,9 @@ async def test_close_flushes_what_is_pending_and_leaves_no_task(
     for _ in range(2):
         await hit(atlas, vectors[0], "one")
     await hit(atlas, vectors[1], "two")
-    assert await counters(migrated_dsn) == ({"one": 0, "two": 0}, {"one": 2, "two": 1})
+    # counted in the Atlas: nothing written yet
+    assert await counters(migrated_dsn) == ({"one": 0, "two": 0}, {})
+    assert atlas.semantic_cache.pending_hits == 3
     assert len(flush_tasks()) == 1
     await atlas.close()
     assert await counters(migrated_dsn) == ({"one": 2, "two": 1}, {})
@@ -138,7 +140,8 @@ async def test_interval_zero_disables_the_flush(
         assert await hit(atlas, vectors[0], "manual") == 1
         assert flush_tasks() == []
     assert flush_tasks() == []
-    # neither in the background nor at close: the hit stays pending
+    # not folded, neither in the background nor at close: close() writes the hit to the
+    # side table (lost otherwise), where it stays pending
     assert await counters(migrated_dsn) == ({"manual": 0}, {"manual": 1})
 
 
@@ -173,9 +176,13 @@ async def test_a_failing_flush_spares_lookups_and_is_retried(
             # logged once as a warning (then quietly), naming the error, and never raised
             assert [r.levelno for r in failures()][:2] == [logging.WARNING, logging.DEBUG]
             assert "LockNotAvailableError" in failures()[0].getMessage()
-            # lookups go on, and the hits stay pending, none lost
+            # lookups go on, and the hits stay pending (written, not folded), none lost
             assert await hit(atlas, vectors[0], "contended") == 2
-            assert await counters(migrated_dsn) == ({"contended": 0}, {"contended": 2})
+
+            async def written() -> bool:
+                return await counters(migrated_dsn) == ({"contended": 0}, {"contended": 2})
+
+            await eventually(written, "the second hit written")
             await admin.execute("DROP TRIGGER test_refuse_update ON semantic_cache")
 
             async def recovered() -> bool:
@@ -212,21 +219,31 @@ async def test_several_atlases_flush_together_without_losing_hits(
 
 
 async def test_rollback_folds_pending_hits_into_their_entries(
-    migrated_dsn: str, request: pytest.FixtureRequest
+    migrated_dsn: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="codeatlas.cache")
     vectors = unit_rows(2, 768, seed=46)
     async with open_atlas(migrated_dsn, request, 3600.0) as atlas:
         await atlas.semantic_cache.store("counted", vectors[0], "a")
         await atlas.semantic_cache.store("gone", vectors[1], "b")
-        assert await hit(atlas, vectors[0], "counted") == 1
-        assert await hit(atlas, vectors[0], "counted") == 2
-        assert await hit(atlas, vectors[1], "gone") == 1
+        # an Atlas that does not fold (interval 0) writes its hits to the side table at close
+        async with open_atlas(migrated_dsn, request, 0) as writer:
+            assert await hit(writer, vectors[0], "counted") == 1
+            assert await hit(writer, vectors[0], "counted") == 2
+            assert await hit(writer, vectors[1], "gone") == 1
+        assert await counters(migrated_dsn) == (
+            {"counted": 0, "gone": 0},
+            {"counted": 2, "gone": 1},
+        )
+        assert await hit(atlas, vectors[0], "counted") == 3  # pending in this Atlas' memory
         await atlas.executor.execute("DELETE FROM semantic_cache WHERE query = 'gone'")
         # the side table's down section folds the pending hits before it drops the table,
-        # so the engine's data-loss check lets it go and no count is lost
+        # so the engine's data-loss check lets it go and no written count is lost
         result = await atlas.migrations.rollback(to=BEFORE_HITS)
         assert result.reverted == [20261204000002, 20261204000001]
-    # close() tried its final flush against the dropped table: logged, not raised
+    # close() tried to write its one hit to the dropped table: logged, not raised (that
+    # hit, never written, is lost)
+    assert any("1 hits not written are lost" in r.getMessage() for r in caplog.records)
     stored = await asyncpg.connect(migrated_dsn)
     try:
         rows = await stored.fetch("SELECT query, hit_count FROM semantic_cache")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import numpy as np
@@ -137,11 +137,21 @@ async def stored_counters(atlas: codeatlas.Atlas, query: str) -> tuple[int, Any]
 
 
 async def pending_hits(atlas: codeatlas.Atlas) -> dict[str, int]:
+    """Return {query: hits} written to the side table and not folded yet."""
     rows = await atlas.executor.fetch(
         "SELECT s.query, h.hits FROM codeatlas_semantic_cache_hits AS h"
         " LEFT JOIN semantic_cache AS s ON s.id = h.entry_id"
     )
     return {str(r["query"]): int(r["hits"]) for r in rows}
+
+
+async def unwritten_hits(atlas: codeatlas.Atlas) -> dict[str, int]:
+    """Return {query: hits} the Atlas counted and has not written to the database yet."""
+    entries = atlas.executor.state.pending_hits.entries
+    rows = await atlas.executor.fetch(
+        "SELECT id, query FROM semantic_cache WHERE id = ANY($1::uuid[])", list(entries)
+    )
+    return {str(r["query"]): entries[r["id"]][0] for r in rows}
 
 
 async def test_semantic_cache_lookup_threshold_and_counters(atlas: codeatlas.Atlas) -> None:
@@ -166,28 +176,56 @@ async def test_semantic_cache_lookup_threshold_and_counters(atlas: codeatlas.Atl
     assert await cache.lookup(near, threshold=0.95, model="m1") is not None
     assert (cache.stats.hits - before[0], cache.stats.misses - before[1]) == (3, 2)
 
-    # the hits are pending: the entry's row is untouched until a flush, the view counts them
+    # the hits are pending in the Atlas: the lookups wrote nothing, the entry's row is
+    # untouched until a flush
     assert await stored_counters(atlas, "how do I parse args?") == (0, None)
-    assert await pending_hits(atlas) == {"how do I parse args?": 3}
-    usage = await atlas.executor.fetchrow(
-        "SELECT u.hit_count, u.last_accessed FROM codeatlas_semantic_cache_usage AS u"
-        " JOIN semantic_cache AS s USING (id) WHERE s.query = 'how do I parse args?'"
-    )
-    assert usage is not None and usage["hit_count"] == 3 and usage["last_accessed"] is not None
+    assert await unwritten_hits(atlas) == {"how do I parse args?": 3}
+    assert cache.pending_hits == 3
+    assert await pending_hits(atlas) == {}
+    last = await cache.lookup(near, threshold=0.95, model="m1")
+    assert last is not None and last.item.hit_count == 4 and last.item.last_accessed is not None
     assert await cache.flush_hits() == 1
     count, accessed = await stored_counters(atlas, "how do I parse args?")
-    assert count == 3 and accessed == usage["last_accessed"]
+    # the column keeps whole seconds
+    assert count == 4
+    assert abs((accessed.replace(tzinfo=UTC) - last.item.last_accessed).total_seconds()) <= 1
     assert await stored_counters(atlas, "how do I zip files?") == (0, None)
-    assert await pending_hits(atlas) == {}
+    assert await pending_hits(atlas) == {} and cache.pending_hits == 0
     assert await cache.flush_hits() == 0
     # after a flush the count goes on from the stored total
-    assert (await cache.lookup(near, threshold=0.95)).item.hit_count == 4  # type: ignore[union-attr]
+    assert (await cache.lookup(near, threshold=0.95)).item.hit_count == 5  # type: ignore[union-attr]
     # reads of the row show the stored count: the latest hit is pending again
     stored = await cache.get(hit.item.id)
-    assert stored is not None and stored.hit_count == 3
+    assert stored is not None and stored.hit_count == 4
 
 
-async def test_semantic_cache_lookup_counts_on_a_side_row_never_on_the_entry(
+async def test_semantic_cache_hits_another_atlas_wrote_count_in_lookups_and_the_view(
+    atlas: codeatlas.Atlas, migrated_dsn: str
+) -> None:
+    cache = atlas.semantic_cache
+    vector = unit_rows(1, 768, seed=6)[0]
+    await cache.store("shared", vector, "a")
+    # another Atlas with the automatic flush disabled: close() writes its hits, unfolded
+    settings = codeatlas.Settings(semantic_cache_flush_interval=0)
+    async with codeatlas.connect(migrated_dsn, migrate=False, settings=settings) as other:
+        for _ in range(2):
+            assert await other.semantic_cache.lookup(vector, 0.99) is not None
+        assert await pending_hits(atlas) == {}
+    assert await pending_hits(atlas) == {"shared": 2}
+    usage = await atlas.executor.fetchrow(
+        "SELECT u.hit_count, u.last_accessed FROM codeatlas_semantic_cache_usage AS u"
+        " JOIN semantic_cache AS s USING (id) WHERE s.query = 'shared'"
+    )
+    assert usage is not None and usage["hit_count"] == 2 and usage["last_accessed"] is not None
+    # this Atlas' lookup counts them too: stored 0 + written 2 + its own 1
+    found = await cache.lookup(vector, 0.99)
+    assert found is not None and found.item.hit_count == 3
+    assert await cache.flush_hits() == 1
+    assert (await stored_counters(atlas, "shared"))[0] == 3
+    assert await pending_hits(atlas) == {}
+
+
+async def test_semantic_cache_lookup_writes_nothing_and_uses_the_index(
     atlas: codeatlas.Atlas,
 ) -> None:
     cache = atlas.semantic_cache
@@ -202,7 +240,7 @@ async def test_semantic_cache_lookup_counts_on_a_side_row_never_on_the_entry(
     )
     await atlas.executor.execute("ANALYZE semantic_cache")
     knob = await cache._probes(None)
-    settings = cache._knobs(knob, exact=False, k=1) | {"synchronous_commit": "off"}
+    settings = cache._knobs(knob, exact=False, k=1)
     sql = cache._lookup_sql(knob, inline=tuple(settings))
     plan = await atlas.executor.fetchval(
         f"EXPLAIN (FORMAT JSON) {sql}", vectors[3], 0.05, "m", *settings.values()
@@ -213,10 +251,7 @@ async def test_semantic_cache_lookup_counts_on_a_side_row_never_on_the_entry(
         node = stack.pop()
         nodes.append(node)
         stack.extend(node.get("Plans", []))
-    writes = [
-        (n["Operation"], n["Relation Name"]) for n in nodes if n["Node Type"] == "ModifyTable"
-    ]
-    assert writes == [("Insert", "codeatlas_semantic_cache_hits")]
+    assert not any(n["Node Type"] == "ModifyTable" for n in nodes)
     scans = {n.get("Index Name") for n in nodes if n["Node Type"] == "Index Scan"}
     assert "idx_semantic_cache_query_embedding_vector" in scans
     assert not any(n["Node Type"] in {"Seq Scan", "Sort"} for n in nodes)
@@ -231,13 +266,22 @@ async def test_semantic_cache_lookup_counts_on_a_side_row_never_on_the_entry(
         await atlas.executor.fetchval("SELECT xmin::text FROM semantic_cache WHERE query = 'q3'")
         == updates
     )
-    assert await pending_hits(atlas) == {"q3": 3}
-    # inside a caller's transaction (the savepoint path) hits count alike
-    async with atlas.transaction() as tx:
-        found = await tx.semantic_cache.lookup(vectors[3], 0.99, model="m")
-        assert found is not None and found.item.hit_count == 4
-        assert await tx.semantic_cache.lookup(-vectors[3], 0.99) is None
-    assert await pending_hits(atlas) == {"q3": 4}
+    assert await unwritten_hits(atlas) == {"q3": 3}
+    # inside a caller's transaction (the savepoint path) hits count alike, whatever the
+    # transaction's end: a hit happened
+    with pytest.raises(RuntimeError):
+        async with atlas.transaction() as tx:
+            found = await tx.semantic_cache.lookup(vectors[3], 0.99, model="m")
+            assert found is not None and found.item.hit_count == 4
+            assert await tx.semantic_cache.lookup(-vectors[3], 0.99) is None
+            raise RuntimeError("rolled back")
+    assert await unwritten_hits(atlas) == {"q3": 4}
+    # the flush writes them in one statement, which updates the side row (HOT), then folds
+    assert await cache.flush_hits() == 1
+    assert (
+        await atlas.executor.fetchval("SELECT hit_count FROM semantic_cache WHERE query = 'q3'")
+        == 4
+    )
 
 
 async def test_semantic_cache_concurrent_hits_and_flushes_lose_no_count(
@@ -254,17 +298,39 @@ async def test_semantic_cache_concurrent_hits_and_flushes_lose_no_count(
         return int(found.item.hit_count or 0)
 
     counts = await asyncio.gather(*(hit() for _ in range(30)))
-    # each hit saw its own increment: the side row's upsert serialises them
+    # each hit saw its own increment
     assert sorted(counts) == list(range(1, 31))
-    # hits racing flushes: every hit lands either in a flush or in the pending row
+    # hits racing flushes: every hit lands in a flush, the side table or the Atlas' memory
     results = await asyncio.gather(
         *(hit() for _ in range(30)), *(cache.flush_hits() for _ in range(5))
     )
     assert all(isinstance(r, int) for r in results)
     await cache.flush_hits()
     assert (await stored_counters(atlas, "popular"))[0] == 60
-    assert await pending_hits(atlas) == {}
+    assert await pending_hits(atlas) == {} and cache.pending_hits == 0
     assert (await stored_counters(atlas, "other"))[0] == 0
+
+
+async def test_semantic_cache_hits_whose_write_fails_stay_pending(atlas: codeatlas.Atlas) -> None:
+    cache = atlas.semantic_cache
+    vector = unit_rows(1, 768, seed=22)[0]
+    await cache.store("kept", vector, "a")
+    for _ in range(2):
+        assert await cache.lookup(vector, 0.99) is not None
+    # the side table refuses writes for a moment: the flush fails, the hits are not lost
+    await atlas.executor.execute(
+        "ALTER TABLE codeatlas_semantic_cache_hits ADD CONSTRAINT test_refuse CHECK (hits < 0)"
+        " NOT VALID"
+    )
+    with pytest.raises(codeatlas.errors.IntegrityError):
+        await cache.flush_hits()
+    assert cache.pending_hits == 2
+    assert await cache.lookup(vector, 0.99) is not None
+    await atlas.executor.execute(
+        "ALTER TABLE codeatlas_semantic_cache_hits DROP CONSTRAINT test_refuse"
+    )
+    assert await cache.flush_hits() == 1
+    assert (await stored_counters(atlas, "kept"))[0] == 3 and cache.pending_hits == 0
 
 
 async def test_semantic_cache_pending_hits_of_gone_entries_are_dropped(
@@ -282,11 +348,12 @@ async def test_semantic_cache_pending_hits_of_gone_entries_are_dropped(
         " WHERE query = 'expiring'"
     )
     assert await cache.expire() == 1
-    assert set(await pending_hits(atlas)) == {"deleted", "kept"}
-    # deleted behind the cache's back (as the Elixir application may): the flush drops it
+    # deleted behind the cache's back (as the Elixir application may): the flush writes
+    # the three entries' hits, folds the one whose entry is left, and drops the others
     await atlas.executor.execute("DELETE FROM semantic_cache WHERE query = 'deleted'")
     assert await cache.flush_hits() == 1
     assert await pending_hits(atlas) == {}
+    assert await atlas.executor.fetchval("SELECT count(*) FROM codeatlas_semantic_cache_hits") == 0
     assert (await stored_counters(atlas, "kept"))[0] == 1
 
 
@@ -306,15 +373,15 @@ async def test_semantic_cache_expiry_and_bounded_size(atlas: codeatlas.Atlas) ->
     assert await cache.lookup(vectors[1], threshold=0.99) is not None  # q1 recently hit
     await atlas.executor.execute(
         "UPDATE semantic_cache SET inserted_at = inserted_at - make_interval(mins => 10 - "
-        "substr(query, 2)::int) WHERE query <> 'q1'"
-    )
+        "substr(query, 2)::int)"
+    )  # q1 the oldest: only its hit keeps it
     await cache.store("q6", vectors[6], "a6")
     queries = {r["query"] for r in await atlas.executor.fetch("SELECT query FROM semantic_cache")}
     assert len(queries) == 5
     assert "q1" in queries and "q6" in queries
     assert "q2" not in queries  # the least recently used entry went
-    # q1's hit was pending (never flushed): eviction counted it all the same
-    assert set(await pending_hits(atlas)) == {"q1"}
+    # q1's hit was pending in the Atlas (never written): eviction counted it all the same
+    assert await unwritten_hits(atlas) == {"q1": 1} and await pending_hits(atlas) == {}
 
 
 async def test_bad_vectors_are_rejected_before_any_sql(atlas: codeatlas.Atlas) -> None:

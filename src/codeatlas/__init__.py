@@ -37,7 +37,7 @@ from .errors import (
 )
 from .migrations import ApplyResult, MigrationStatus, RollbackResult
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 __all__ = [
     "ApplyResult",

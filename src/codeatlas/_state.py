@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-__all__ = ["AtlasState", "CacheStats"]
+__all__ = ["AtlasState", "CacheStats", "PendingHits"]
 
 
 @dataclass(slots=True)
@@ -25,6 +26,36 @@ class CacheStats:
 
 
 @dataclass(slots=True)
+class PendingHits:
+    """Semantic-cache hits an Atlas counted and has not written yet (see SemanticCache).
+
+    entry id -> (hits, the latest hit's time, naive UTC as the table stores it).
+    """
+
+    entries: dict[Any, tuple[int, datetime]] = field(default_factory=dict)
+
+    def add(self, entry_id: Any, at: datetime) -> int:
+        """Count a hit of *entry_id* at *at*; return this entry's hits pending here."""
+        hits, latest = self.entries.get(entry_id, (0, at))
+        self.entries[entry_id] = (hits + 1, max(latest, at))
+        return hits + 1
+
+    def take(self) -> dict[Any, tuple[int, datetime]]:
+        """Return every pending hit and forget them (``restore`` gives them back)."""
+        taken, self.entries = self.entries, {}
+        return taken
+
+    def restore(self, taken: dict[Any, tuple[int, datetime]]) -> None:
+        """Add *taken* (from ``take``) back, with the hits counted since."""
+        for entry_id, (hits, at) in taken.items():
+            now_hits, latest = self.entries.get(entry_id, (0, at))
+            self.entries[entry_id] = (hits + now_hits, max(latest, at))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass(slots=True)
 class AtlasState:
     """Facts about the server and process-local caches, read once per Atlas."""
 
@@ -39,9 +70,10 @@ class AtlasState:
     similarity_cache_ttl: float = 300.0
     #: semantic cache lookups of every scope of this Atlas.
     semantic_cache_stats: CacheStats = field(default_factory=CacheStats)
-    #: called after a lookup counted a hit, with whether inside a transaction (the Atlas'
-    #: background flush), or None.
-    on_semantic_cache_hit: Callable[[bool], None] | None = None
+    #: semantic-cache hits counted by lookups and not yet written to the database.
+    pending_hits: PendingHits = field(default_factory=PendingHits)
+    #: called after a lookup counted a hit (starts the Atlas' background flush), or None.
+    on_semantic_cache_hit: Callable[[], None] | None = None
     #: (host, port) the pool connects to, for error messages (never the DSN itself).
     endpoint: tuple[str, str] = ("the server", "")
     #: name of the database the Atlas is connected to (telemetry's db.namespace).

@@ -221,7 +221,7 @@ class Atlas(Scope):
         self.indexes = Indexes(self._executor.on_primary(), session_dsn or dsn, settings)
         # pending semantic-cache hits reach the stored columns on their own (no task yet)
         self._hit_flusher = HitFlusher(
-            self._executor.on_primary(), settings.semantic_cache_flush_interval
+            self._executor.on_primary(), settings.semantic_cache_flush_interval, state.pending_hits
         )
         state.on_semantic_cache_hit = self._hit_flusher.note_hit
 

@@ -4,12 +4,14 @@ The semantic_cache table (768-d query embeddings) answers "was a question like t
 answered already?": ``lookup`` returns the best unexpired entry at or above a similarity
 threshold and counts the hit; ``store`` upserts by ``cache_key``; the table is kept under
 ``max_entries`` by evicting the least recently hit entries. Being a searchable table, it
-also offers ``search_similar``. A lookup is one statement (one round trip on the pool)
-whose plan is an index scan for the single nearest unexpired entry of the model, whatever
-the threshold, and which counts a hit in the same statement: misses cost what hits do (see
-``_LOOKUP``). Hits are counted in a side table and folded into the entries' stored
-``hit_count`` / ``last_accessed`` by ``flush_hits`` (see ``_COUNT_HIT``), which an Atlas
-also runs in the background (``HitFlusher``) every ``semantic_cache_flush_interval`` seconds.
+also offers ``search_similar``. A lookup is one read-only statement (one round trip on the
+pool, or on a replica) whose plan is an index scan for the single nearest unexpired entry
+of the model, whatever the threshold: misses cost what hits do (see ``_LOOKUP``). A hit is
+counted in the Atlas' memory (``PendingHits``), written to a side table in one statement
+for all the hits since the last write, and folded from there into the entries' stored
+``hit_count`` / ``last_accessed`` (see ``_WRITE_PENDING``); ``flush_hits`` does both, and
+an Atlas runs it in the background (``HitFlusher``) every ``semantic_cache_flush_interval``
+seconds.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._db import Executor
-from .._state import CacheStats
-from ..errors import InvalidInputError
+from .._state import CacheStats, PendingHits
+from ..errors import InvalidInputError, OutcomeUnknownError
 from ..index_strategies import SearchPlan, ranked_sql, search_settings
 from ..models import SemanticCacheEntry, SemanticCacheEntryCreate, SemanticCacheEntryUpdate
 from ..models._types import validate_vector
@@ -51,51 +53,42 @@ _ENTRY_COLUMNS: Final = (
 )
 #: The hit: the nearest entry by the index, then the threshold. The threshold is applied
 #: after the index scan, not inside it: a distance bound in the scan's WHERE clause keeps
-#: the planner off the index (a sequential scan and sort, the same cost hit or miss).
+#: the planner off the index (a sequential scan and sort, the same cost hit or miss). The
+#: entry's hits written to the side table and not yet folded (_pending) and the server's
+#: time (_at, the hit's) come along; the statement writes nothing (see _WRITE_PENDING).
 _LOOKUP: Final = """
-WITH best AS (
-    SELECT * FROM ({nearest}) AS nearest WHERE _distance <= $2
-)
-{count}"""
+SELECT nearest.*, pending.hits AS _pending, now() AT TIME ZONE 'utc' AS _at
+  FROM ({nearest}) AS nearest
+  LEFT JOIN codeatlas_semantic_cache_hits AS pending ON pending.entry_id = nearest.id
+ WHERE nearest._distance <= $2"""
 #: The same on the pool, in one round trip: the knobs are set by ``set_config(..., true)``
 #: in the statement itself, before the index scan (which the lateral reference to them
 #: starts only afterwards; index scans begin at their first row). They are local to the
 #: statement's own implicit transaction, so nothing outlives it.
 _LOOKUP_INLINE: Final = """
-WITH best AS (
-    SELECT nearest.*
-      FROM (SELECT {knobs}) AS knobs(ready)
-     CROSS JOIN LATERAL ({nearest}) AS nearest
-     WHERE nearest._distance <= $2
-)
-{count}"""
-#: A hit is counted in codeatlas_semantic_cache_hits (migration 20261204000001), not on the
-#: entry's row: semantic_cache's counter columns are indexed, so updating them is never a
-#: HOT update and inserts into every index, the vector index included (an HNSW insert costs
-#: about a search). The side row has no indexed counter: its update is HOT. The entry comes
-#: back with its total, stored plus pending.
-_COUNT_HIT: Final = """, counted AS (
-    INSERT INTO codeatlas_semantic_cache_hits AS h (entry_id, hits, last_accessed)
-    SELECT id, 1, now() AT TIME ZONE 'utc' FROM best
-    ON CONFLICT (entry_id) DO UPDATE
-       SET hits = h.hits + 1, last_accessed = excluded.last_accessed
-    RETURNING h.hits, h.last_accessed
-)
-SELECT best.id, best.cache_key, best.query, best.response, best.model, best.template_id,
-       best.tokens_used, best.cost_cents, coalesce(best.hit_count, 0) + counted.hits AS hit_count,
-       counted.last_accessed, best.ttl_seconds, best.metadata, best.inserted_at,
-       best.updated_at, best._distance
-  FROM best CROSS JOIN counted"""
+SELECT nearest.*, pending.hits AS _pending, now() AT TIME ZONE 'utc' AS _at
+  FROM (SELECT {knobs}) AS knobs(ready)
+ CROSS JOIN LATERAL ({nearest}) AS nearest
+  LEFT JOIN codeatlas_semantic_cache_hits AS pending ON pending.entry_id = nearest.id
+ WHERE nearest._distance <= $2"""
 #: Setting names the inline lookup may set (they are written into its SQL).
 _INLINE_SETTINGS: Final = frozenset(
-    {
-        "ivfflat.probes",
-        "ivfflat.iterative_scan",
-        "hnsw.ef_search",
-        "hnsw.iterative_scan",
-        "synchronous_commit",
-    }
+    {"ivfflat.probes", "ivfflat.iterative_scan", "hnsw.ef_search", "hnsw.iterative_scan"}
 )
+#: The hits an Atlas counted since its last write, into codeatlas_semantic_cache_hits
+#: (migration 20261204000001) in one statement. Not on the entries' rows: semantic_cache's
+#: counter columns are indexed, so updating them is never a HOT update and inserts into
+#: every index, the vector index included (an HNSW insert costs about a search); a side
+#: row has no indexed counter, so its update is HOT. And not one write per hit, in the
+#: lookup, as 0.2.0 did: that made every lookup a write on the primary (WAL, a commit, and
+#: a row lock that concurrent hits of a hot entry queued on) and cost ~0.1x of the raw
+#: query (benchmarks/caches.py). Rows in entry order, so concurrent writes lock alike.
+_WRITE_PENDING: Final = """
+INSERT INTO codeatlas_semantic_cache_hits AS h (entry_id, hits, last_accessed)
+SELECT * FROM unnest($1::uuid[], $2::integer[], $3::timestamp[])
+ON CONFLICT (entry_id) DO UPDATE
+   SET hits = h.hits + excluded.hits,
+       last_accessed = greatest(h.last_accessed, excluded.last_accessed)"""
 #: Expired entries go, with their pending hits.
 _EXPIRE: Final = """
 WITH expired AS (
@@ -107,22 +100,29 @@ WITH expired AS (
     DELETE FROM codeatlas_semantic_cache_hits WHERE entry_id IN (SELECT id FROM expired)
 )
 SELECT count(*) FROM expired"""
-#: The least recently hit entries beyond the bound go (pending hits count: an entry hit
-#: since the last flush is as recent as its last hit), with their pending hits.
+#: The least recently hit entries beyond the bound go, with their pending hits. Pending
+#: hits count: those in the side table and the storing Atlas' own ($2-$4), so an entry hit
+#: since the last flush is as recent as its last hit (another Atlas' hits not yet written,
+#: within one flush interval, are not seen).
 _EVICT: Final = """
-WITH evicted AS (
+WITH own AS (
+    SELECT * FROM unnest($2::uuid[], $3::integer[], $4::timestamp[])
+        AS own(entry_id, hits, last_accessed)
+), evicted AS (
     DELETE FROM semantic_cache
      WHERE id IN (SELECT s.id
                     FROM semantic_cache AS s
                     LEFT JOIN codeatlas_semantic_cache_hits AS h ON h.entry_id = s.id
-                   ORDER BY coalesce(greatest(s.last_accessed, h.last_accessed), s.inserted_at),
-                            coalesce(s.hit_count, 0) + coalesce(h.hits, 0)
+                    LEFT JOIN own AS o ON o.entry_id = s.id
+                   ORDER BY coalesce(greatest(s.last_accessed, h.last_accessed, o.last_accessed),
+                                     s.inserted_at),
+                            coalesce(s.hit_count, 0) + coalesce(h.hits, 0) + coalesce(o.hits, 0)
                    LIMIT greatest((SELECT count(*) FROM semantic_cache) - $1, 0))
     RETURNING id
 )
 DELETE FROM codeatlas_semantic_cache_hits WHERE entry_id IN (SELECT id FROM evicted)"""
 #: Pending hits folded into their entries, a batch at a time: the rows taken are locked
-#: (SKIP LOCKED: two flushes share the work), and a lookup counting a hit on one of them
+#: (SKIP LOCKED: two flushes share the work), and a write of pending hits to one of them
 #: meanwhile waits for the batch's commit, then starts a new pending row. Rows whose
 #: entry is gone just go.
 _FLUSH: Final = """
@@ -142,25 +142,52 @@ WITH taken AS (
 SELECT (SELECT count(*) FROM taken) AS taken, (SELECT count(*) FROM folded) AS folded"""
 #: Entries a flush updates per transaction (each is a non-HOT update: see _COUNT_HIT).
 _FLUSH_BATCH: Final = 500
-#: The same for the background flush: a lookup counting a hit on an entry of the batch
+#: The same for the background flush: a write of pending hits to an entry of the batch
 #: waits for the batch's commit, and on HNSW each entry is a graph insertion (about 4-11 ms
-#: per entry in docs/performance.md), so a batch of 500 could hold a hot entry's lookups
+#: per entry in docs/performance.md), so a batch of 500 could hold other Atlases' writes
 #: for seconds; 50 keeps that wait to a fraction of a second.
 _BACKGROUND_BATCH: Final = 50
 #: Seconds ``HitFlusher.close`` gives the last flush (what it leaves stays pending).
 _FINAL_FLUSH_TIMEOUT: Final = 10.0
 
 
-async def _flush(executor: Executor, batch: int) -> tuple[int, int]:
-    """Fold pending hits, *batch* entries per transaction; return (rows taken, entries folded)."""
-    taken = folded = 0
-    while True:
+async def _write_pending(executor: Executor, pending: PendingHits) -> int:
+    """Write *pending* hits to the side table; return how many entries they were.
+
+    Hits whose write failed are pending again, unless its outcome is unknown (then they
+    may be written: counting them twice would be no truer than not at all).
+    """
+    taken = pending.take()
+    if not taken:
+        return 0
+    ids = sorted(taken)
+    try:
+        await executor.execute(
+            _WRITE_PENDING, ids, [taken[i][0] for i in ids], [taken[i][1] for i in ids]
+        )
+    except OutcomeUnknownError:
+        raise
+    except BaseException:
+        pending.restore(taken)
+        raise
+    return len(ids)
+
+
+async def _flush(
+    executor: Executor, batch: int, pending: PendingHits, *, fold: bool = True
+) -> tuple[int, int]:
+    """Write *pending* hits, then fold the side table's, *batch* entries per transaction
+    (unless not *fold*); return (entries written or taken, entries folded)."""
+    taken = await _write_pending(executor, pending)
+    folded = 0
+    while fold:
         row = await executor.fetchrow(_FLUSH, batch)
         assert row is not None
         taken += int(row["taken"])
         folded += int(row["folded"])
         if int(row["taken"]) < batch:
-            return taken, folded
+            break
+    return taken, folded
 
 
 def _described(exc: BaseException) -> str:
@@ -175,22 +202,24 @@ class HitFlusher:
     The first hit the Atlas counts starts it (``note_hit``; nothing runs before, and an
     *interval* of 0 disables it). It flushes one interval after it started, then every
     interval while there is work: it stops after a flush that found nothing pending when
-    no hit was counted since, and the next hit starts it again. So a hit reaches the stored
-    columns within about one interval plus the flush's own time (one counted inside a
-    transaction: if the transaction commits within about an interval). A failing flush is
-    logged (``codeatlas.cache``) and tried again next interval; nothing of it reaches the
-    lookups.
-    ``close`` (run by ``Atlas.close``) stops it and flushes once more. Several flushers
-    (Atlases, processes) share the work: a flush skips the rows another one holds.
+    no hit was counted since, and the next hit starts it again. So a hit reaches the side
+    table, and the stored columns, within about one interval plus the flush's own time. A
+    failing flush is logged (``codeatlas.cache``) and tried again next interval (the hits
+    it could not write stay pending in memory); nothing of it reaches the lookups.
+    ``close`` (run by ``Atlas.close``) stops it and flushes once more; with the flush
+    disabled it still writes the Atlas' pending hits to the side table (for whoever folds
+    them), or they would be lost. Several flushers (Atlases, processes) share the work: a
+    fold skips the rows another one holds.
     """
 
-    def __init__(self, executor: Executor, interval: float) -> None:
+    def __init__(self, executor: Executor, interval: float, pending: PendingHits) -> None:
         #: the pool's executor; the flush is a write, so it runs on the primary
         self._executor = executor
         self.interval = interval
+        #: the Atlas' hits not yet written (AtlasState.pending_hits)
+        self._pending = pending
         self._task: asyncio.Task[None] | None = None
         self._noted = False  # a hit was counted since the running flush started
-        self._uncommitted = False  # ... inside a transaction, which may commit later
         self._started = False
         self._closed = False
         self._failing = False
@@ -201,16 +230,11 @@ class HitFlusher:
         """True while the background flush is scheduled or running."""
         return self._task is not None and not self._task.done()
 
-    def note_hit(self, in_transaction: bool = False) -> None:
-        """Record that a hit was counted; start the background flush if it is not running.
-
-        A hit counted *in_transaction* is visible to a flush only once the transaction
-        commits: the flush after the next one runs too, whatever the next one finds.
-        """
+    def note_hit(self) -> None:
+        """Record that a hit was counted; start the background flush if it is not running."""
         if self.interval <= 0 or self._closed:
             return
         self._noted = True
-        self._uncommitted = self._uncommitted or in_transaction
         if not self.running:
             self._started = True
             self._task = asyncio.get_running_loop().create_task(
@@ -221,7 +245,6 @@ class HitFlusher:
         while True:
             await asyncio.sleep(self.interval)
             self._noted = False
-            uncommitted, self._uncommitted = self._uncommitted, False
             self._flushing = True
             try:
                 taken = await self._flush_once()
@@ -231,13 +254,13 @@ class HitFlusher:
                 return
             if taken is None:
                 self._noted = True  # failed: the hits are still pending
-            elif taken == 0 and not self._noted and not uncommitted:
+            elif taken == 0 and not self._noted:
                 return
 
     async def _flush_once(self) -> int | None:
         """Flush; return the rows taken, or None when the flush failed (logged)."""
         try:
-            taken, _ = await _flush(self._executor, _BACKGROUND_BATCH)
+            taken, _ = await _flush(self._executor, _BACKGROUND_BATCH, self._pending)
         except Exception as exc:
             log = logger.debug if self._failing else logger.warning
             log(
@@ -255,8 +278,9 @@ class HitFlusher:
     async def close(self, timeout: float = _FINAL_FLUSH_TIMEOUT) -> None:
         """Stop the background flush, then flush what is pending (each for at most *timeout* s).
 
-        Does nothing when no hit was counted (or the flush is disabled). What the last
-        flush cannot fold in time stays pending (logged), for the next flush anyone runs.
+        Does nothing when no hit was counted; with the flush disabled, only writes the
+        pending hits. What the last flush cannot fold in time stays pending in the side
+        table (logged), for the next flush anyone runs; hits it cannot write are lost.
         """
         if self._closed:
             return
@@ -273,14 +297,17 @@ class HitFlusher:
             ended = None if task.cancelled() else task.exception()
             if ended is not None:
                 logger.warning("the semantic-cache flush ended: %s", _described(ended))
-        if not self._started:
+        if not self._started and not self._pending:
             return
+        flush = _flush(self._executor, _BACKGROUND_BATCH, self._pending, fold=self.interval > 0)
         try:
-            await asyncio.wait_for(_flush(self._executor, _BACKGROUND_BATCH), timeout)
+            await asyncio.wait_for(flush, timeout)
         except Exception as exc:  # TimeoutError included
+            lost = sum(hits for hits, _ in self._pending.entries.values())
             logger.warning(
-                "the last flush of semantic-cache hits failed (%s): hits stay pending",
+                "the last flush of semantic-cache hits failed (%s): %s",
                 _described(exc),
+                f"{lost} hits not written are lost" if lost else "hits stay pending",
             )
 
 
@@ -305,18 +332,11 @@ def _lookup_statement(
         exact=False,
     )
     if not inline:
-        return _LOOKUP.format(nearest=nearest, count=_COUNT_HIT)
+        return _LOOKUP.format(nearest=nearest)
     knobs = " || ".join(
         f"set_config('{name}', ${number}, true)" for number, name in enumerate(inline, 4)
     )
-    return _LOOKUP_INLINE.format(knobs=knobs, nearest=nearest, count=_COUNT_HIT)
-
-
-def _lookup_settings(plan: SearchPlan, knob: int, *, iterative: bool) -> dict[str, str]:
-    """Return the settings a lookup on *plan* at *knob* runs with."""
-    # A hit commits its counter row; not waiting for that WAL flush keeps a hit as fast
-    # as a miss, and a counter lost in a crash costs nothing.
-    return search_settings(plan, knob, 1, iterative=iterative) | {"synchronous_commit": "off"}
+    return _LOOKUP_INLINE.format(knobs=knobs, nearest=nearest)
 
 
 @lru_cache(maxsize=256)
@@ -331,7 +351,7 @@ def _inline_lookup(
     on the way, codeatlas' and asyncpg's, compute once). A plan is an index's kind and
     tuned knobs: a process meets a few; ``maxsize`` bounds one retuned again and again.
     """
-    settings = _lookup_settings(plan, knob, iterative=iterative)
+    settings = search_settings(plan, knob, 1, iterative=iterative)
     sql = _lookup_statement(table, dimensions, plan, knob, tuple(settings))
     return sql, tuple(settings.values())
 
@@ -366,8 +386,11 @@ class SemanticCache(
     ) -> Match[SemanticCacheEntry] | None:
         """Return the most similar unexpired entry at or above *threshold*, counting the hit.
 
-        The entry comes back with the hit counted: its ``hit_count`` and ``last_accessed``
-        include the hits not yet flushed into the table (see ``flush_hits``).
+        The entry comes back with the hit counted: its ``hit_count`` is the stored count
+        plus the hits not yet folded into it (this Atlas' own, and those other Atlases
+        have written to the side table), ``last_accessed`` this hit's time (see
+        ``flush_hits``). The lookup writes nothing: with read replicas, a replica can
+        answer it.
         """
         vector = validate_vector(embedding, self.dimensions, field="embedding")
         if (
@@ -383,7 +406,7 @@ class SemanticCache(
         if self._executor.in_transaction:
             # inside the caller's transaction: a savepoint scopes the knobs (with_settings)
             iterative = self._executor.state.iterative_scans
-            settings = _lookup_settings(self._plan(), chosen_probes, iterative=iterative)
+            settings = search_settings(self._plan(), chosen_probes, 1, iterative=iterative)
             sql = self._lookup_sql(chosen_probes)
             async with self._executor.with_settings(settings) as tx:
                 record = await tx.fetchrow(sql, vector, 1.0 - threshold, model)
@@ -402,10 +425,15 @@ class SemanticCache(
             self.stats.misses += 1
             return None
         self.stats.hits += 1
-        hit_counted = self._executor.state.on_semantic_cache_hit
-        if hit_counted is not None:
-            hit_counted(self._executor.in_transaction)
-        return Match(self._row(record), 1.0 - float(record["_distance"]))
+        state = self._executor.state
+        at = record["_at"]
+        own = state.pending_hits.add(record["id"], at)
+        if state.on_semantic_cache_hit is not None:
+            state.on_semantic_cache_hit()
+        entry = dict(record.items())
+        entry["hit_count"] = (record["hit_count"] or 0) + (record["_pending"] or 0) + own
+        entry["last_accessed"] = at
+        return Match(self.row_model.from_record(entry), 1.0 - float(record["_distance"]))
 
     def _lookup_sql(self, knob: int, inline: tuple[str, ...] = ()) -> str:
         """Return the lookup statement in the shape of this index's strategy.
@@ -453,9 +481,17 @@ class SemanticCache(
             ttl_seconds=int(ttl.total_seconds()) if ttl is not None else None,
             metadata=metadata or {},
         )
+        own = self._executor.state.pending_hits.entries
+        ids = list(own)
         async with self._executor.transaction() as tx:
             stored = await SemanticCache(tx).upsert(entry)
-            await tx.execute(_EVICT, self.max_entries)
+            await tx.execute(
+                _EVICT,
+                self.max_entries,
+                ids,
+                [own[i][0] for i in ids],
+                [own[i][1] for i in ids],
+            )
         return stored
 
     async def expire(self) -> int:
@@ -463,16 +499,25 @@ class SemanticCache(
         return int(await self._executor.fetchval(_EXPIRE))
 
     async def flush_hits(self) -> int:
-        """Fold the hits counted since the last flush into the entries; return how many entries.
+        """Write this Atlas' pending hits and fold every pending hit into its entry; return
+        how many entries were folded.
 
-        A lookup counts its hit in a side table (``codeatlas_semantic_cache_hits``), not on
-        the entry's row, whose counter columns are indexed (see docs/search.md): until a
-        flush, ``hit_count`` and ``last_accessed`` as stored in semantic_cache lag, while
-        ``lookup``'s returned entry, eviction and the ``codeatlas_semantic_cache_usage``
-        view count the pending hits. Each batch of entries is one transaction. An Atlas
-        flushes on its own every ``semantic_cache_flush_interval`` seconds after a hit, and
-        when it closes (see ``HitFlusher``); call this for the stored columns to be current
-        now, or when the automatic flush is disabled.
+        A lookup counts its hit in the Atlas' memory, and the flush writes them to a side
+        table (``codeatlas_semantic_cache_hits``) before folding them into the entries'
+        rows, whose counter columns are indexed (see docs/search.md): until a flush,
+        ``hit_count`` and ``last_accessed`` as stored in semantic_cache lag. ``lookup``'s
+        returned entry and eviction count the pending hits (the Atlas' own and the side
+        table's), the ``codeatlas_semantic_cache_usage`` view those in the side table. Each
+        batch of entries is one transaction. An Atlas flushes on its own every
+        ``semantic_cache_flush_interval`` seconds after a hit, and when it closes (see
+        ``HitFlusher``); call this for the stored columns to be current now, or when the
+        automatic flush is disabled.
         """
-        _, folded = await _flush(self._executor, _FLUSH_BATCH)
+        pending = self._executor.state.pending_hits
+        _, folded = await _flush(self._executor, _FLUSH_BATCH, pending)
         return folded
+
+    @property
+    def pending_hits(self) -> int:
+        """Hits this Atlas counted and has not written to the database yet."""
+        return sum(hits for hits, _ in self._executor.state.pending_hits.entries.values())
