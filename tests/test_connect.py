@@ -225,3 +225,11 @@ def test_vector_codec_round_trips_bit_exactly() -> None:
     decoded = decode_vector(encode_vector(value))
     assert decoded.dtype == np.float32
     assert decoded.tobytes() == value.tobytes()
+
+
+def test_the_settings_page_names_every_setting() -> None:
+    # docs/concepts.md lists the settings by area; a field added without it fails here
+    page = (Path(__file__).parents[1] / "docs" / "concepts.md").read_text()
+    section = page.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in section]
+    assert missing == []
