@@ -24,8 +24,8 @@ ranks. The query text is turned into an OR of its code-aware lexemes (see the mi
 a question matches the rows holding any of its words, those holding more of them first.
 Once ANALYZE has sampled the column, lexemes too common to tell rows apart give way to
 rarer ones (TEXT_MATCH_BUDGET), which bounds the rows the lexical half ranks; that weighing
-runs in a PL/pgSQL function, whose catalog lookups are planned once per session. Only the
-top k fused keys are joined back to the table. The text, the vector, k, the candidates,
+runs in a PL/pgSQL function, once per search. Only the top k fused keys are joined back to
+the table. The text, the vector, k, the candidates,
 the weights, rrf_k and the filters' values are bound parameters, so one statement text
 serves every search of a shape and asyncpg's statement cache keeps it prepared.
 Without usable text (None, or no letter or digit) the search degrades to the vector
