@@ -14,6 +14,7 @@ from codeatlas.analysis.scan import SourceFile
 from codeatlas.embedders import HashingEmbedder
 from codeatlas.errors import InvalidInputError
 from codeatlas.indexer import STAGES, Indexer, IndexReport, Progress
+from codeatlas.indexer.maintenance import vacuum
 from codeatlas.indexer.parse import parse
 from codeatlas.indexer.scan import scan
 
@@ -256,6 +257,30 @@ async def test_a_stdlib_named_submodule_does_not_top_pagerank(
     assert into_typing == {"imports:mypkg.core->mypkg.typing"}
     util = (await atlas.codebases.list({"codebase_id": "ranks", "path": "util.py"})).items[0]
     assert util.dependent_count == 16  # core, sub, sub.leaf, sub.sibling and m0..m11
+
+
+async def test_a_small_tree_leaves_its_tables_analysed(
+    atlas: codeatlas.Atlas, tmp_path: Path
+) -> None:
+    # far below autovacuum's threshold (50 rows + 10%): only the indexer's own maintenance
+    # gives these tables statistics, which the first searches read
+    package = write_package(tmp_path / "repo")
+
+    async def counted(table: str) -> float:
+        return float(
+            await atlas.executor.fetchval(
+                "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", table
+            )
+        )
+
+    assert await counted("codebase_metadata") < 0  # never analysed
+    report = await Indexer(atlas, workers=0).index(package, codebase_id="small")
+    assert await counted("codebase_metadata") == report.files_indexed
+    assert await counted("code_locations") == report.rows_written["code_locations"]
+    # a later run that changed a few rows of them leaves the table to autovacuum
+    files = report.files_indexed
+    assert await vacuum(atlas, {"codebase_metadata": 1, "code_files": files}) == ["code_files"]
+    assert await vacuum(atlas, {"codebase_metadata": (files + 1) // 2}) == ["codebase_metadata"]
 
 
 # -- the repository methods the indexer writes through ---------------------------------------
