@@ -80,9 +80,10 @@ _INLINE_SETTINGS: Final = frozenset(
 #: counter columns are indexed, so updating them is never a HOT update and inserts into
 #: every index, the vector index included (an HNSW insert costs about a search); a side
 #: row has no indexed counter, so its update is HOT. And not one write per hit, in the
-#: lookup, as 0.2.0 did: that made every lookup a write on the primary (WAL, a commit, and
-#: a row lock that concurrent hits of a hot entry queued on) and cost ~0.1x of the raw
-#: query (benchmarks/caches.py). Rows in entry order, so concurrent writes lock alike.
+#: lookup, as 0.2.0 did: that made every lookup a write on the primary (WAL, a commit, a
+#: row lock for concurrent hits of one entry to queue on) and kept lookups off replicas.
+#: (Its latency cost could not be told from the noise in benchmarks/caches.py.) Rows in
+#: entry order, so concurrent writes lock alike.
 _WRITE_PENDING: Final = """
 INSERT INTO codeatlas_semantic_cache_hits AS h (entry_id, hits, last_accessed)
 SELECT * FROM unnest($1::uuid[], $2::integer[], $3::timestamp[])
@@ -140,7 +141,7 @@ WITH taken AS (
     RETURNING s.id
 )
 SELECT (SELECT count(*) FROM taken) AS taken, (SELECT count(*) FROM folded) AS folded"""
-#: Entries a flush updates per transaction (each is a non-HOT update: see _COUNT_HIT).
+#: Entries a flush updates per transaction (each is a non-HOT update: see _WRITE_PENDING).
 _FLUSH_BATCH: Final = 500
 #: The same for the background flush: a write of pending hits to an entry of the batch
 #: waits for the batch's commit, and on HNSW each entry is a graph insertion (about 4-11 ms
@@ -511,7 +512,8 @@ class SemanticCache(
         batch of entries is one transaction. An Atlas flushes on its own every
         ``semantic_cache_flush_interval`` seconds after a hit, and when it closes (see
         ``HitFlusher``); call this for the stored columns to be current now, or when the
-        automatic flush is disabled.
+        automatic flush is disabled. Inside ``atlas.transaction()`` the writes are part of
+        the transaction: a rollback loses the hits they wrote.
         """
         pending = self._executor.state.pending_hits
         _, folded = await _flush(self._executor, _FLUSH_BATCH, pending)
