@@ -36,16 +36,19 @@ RRF_K: Final = 60
 DEPTH: Final = 300  # candidates a half collected per table
 FUNCTION_KINDS: Final = ("function", "method")
 
-# (path, vector rank, text rank); chunks and symbols also carry their qualified name/kind
+# (path, vector rank, text rank)
 Ranked = list[tuple[str, int | None, int | None]]
+# chunks: (path, vector rank, text rank, kind, qualified name or None, first line, last line)
+ChunkRanked = list[tuple[str, int | None, int | None, str, str | None, int, int]]
 
 
 @dataclass(frozen=True, slots=True)
 class Collected:
     files: Ranked
-    chunks: Ranked
+    chunks: ChunkRanked
     symbols: list[tuple[str, str, str, int | None, int | None]]  # path, name, kind, v, t
     functions: list[tuple[str, str, str, int | None, int | None]]  # functions and methods
+    lines: dict[tuple[str, str], int]  # the functions': (path, name) -> first line
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ class Variant:
     function_candidates: int = 50
     file_prior: float = 10.0
     only_top_files: int = 0  # >0: functions only from the top n files (another statement)
+    function_chunk_weight: float = 0.0  # the function's own chunk (its body), both its ranks
+    class_chunks: bool = False  # a method of a class kept whole: the class's chunk is its own
 
 
 def _fused(items: Iterable[tuple[Any, int | None, int | None]], candidates: int) -> list[Any]:
@@ -106,13 +111,13 @@ def rank_files(c: Collected, v: Variant, query: str, paths: Sequence[str]) -> li
             own = [f for f in own if f[0] in kept]
         add(_by_best(((p, r) for p, r, _ in own), v.file_candidates), 1.0)
         add(_by_best(((p, r) for p, _, r in own), v.file_candidates), 1.0)
-        add(_by_best(((p, r) for p, r, _ in c.chunks), v.chunk_candidates), v.chunk_weight)
-        add(_by_best(((p, r) for p, _, r in c.chunks), v.chunk_candidates), v.chunk_weight)
+        add(_by_best(((p, r) for p, r, *_ in c.chunks), v.chunk_candidates), v.chunk_weight)
+        add(_by_best(((p, r) for p, _, r, *_ in c.chunks), v.chunk_candidates), v.chunk_weight)
     else:
         own = _fused(((p, vr, tr) for p, vr, tr in c.files), v.file_candidates)
         add({p: i for i, p in enumerate(own[: v.file_candidates // 2], 1)}, 1.0)
         chunk_order = _fused(
-            ((i, vr, tr) for i, (_, vr, tr) in enumerate(c.chunks)), v.chunk_candidates
+            ((i, vr, tr) for i, (_, vr, tr, *_) in enumerate(c.chunks)), v.chunk_candidates
         )
         per_file: dict[str, list[int]] = {}
         for rank, i in enumerate(chunk_order[: v.chunk_candidates // 2], 1):
@@ -152,12 +157,45 @@ def rank_functions(c: Collected, v: Variant, files: Sequence[str]) -> list[tuple
     else:
         items = [((s[0], s[1]), s[3], s[4]) for s in functions]
     order = _fused(items, v.function_candidates)
-    scores = {}
+    scores: dict[tuple[str, str], float] = {}
     for rank, key in enumerate(order, 1):
         scores[key] = 1.0 / (RRF_K + rank)
+    if v.function_chunk_weight:
+        bodies = [
+            ((p, name), vr, tr)
+            for p, vr, tr, kind, name, _, _ in c.chunks
+            if kind in FUNCTION_KINDS and name is not None
+        ]
+        if v.class_chunks:
+            classes: dict[str, list[tuple[int, int, int | None, int | None]]] = {}
+            for p, vr, tr, kind, _, first, last in c.chunks:
+                if kind == "class":
+                    classes.setdefault(p, []).append((first, last, vr, tr))
+            for p, name in order:  # the functions of the own ranking, as search has them
+                line = c.lines[p, name]
+                for first, last, vr, tr in classes.get(p, ()):
+                    if first <= line <= last:
+                        bodies.append(((p, name), vr, tr))
+        for ranks in (
+            _by_best_key(((key, vr) for key, vr, _ in bodies), v.chunk_candidates),
+            _by_best_key(((key, tr) for key, _, tr in bodies), v.chunk_candidates),
+        ):
+            for key, rank in ranks.items():
+                scores[key] = scores.get(key, 0.0) + v.function_chunk_weight / (RRF_K + rank)
+    for key in scores:
         if key[0] in top:
             scores[key] += v.file_prior / (RRF_K + top[key[0]])
     return sorted(scores, key=lambda key: (-scores[key], key))
+
+
+def _by_best_key(
+    pairs: Iterable[tuple[tuple[str, str], int | None]], candidates: int
+) -> dict[tuple[str, str], int]:
+    best: dict[tuple[str, str], int] = {}
+    for key, rank in pairs:
+        if rank is not None and rank <= candidates and rank < best.get(key, rank + 1):
+            best[key] = rank
+    return {k: i for i, k in enumerate(sorted(best, key=best.__getitem__), 1)}
 
 
 def _by_rank_within(
@@ -218,12 +256,35 @@ SWEEP: Final[list[tuple[str, Callable[[], Variant]]]] = [
         (f"flat, functions only in top {n} files", lambda n=n: Variant(only_top_files=n))
         for n in (3, 5, 10)
     ],
+    *[
+        (f"flat, function's own chunk at {w}", lambda w=w: Variant(function_chunk_weight=w))
+        for w in (0.25, 0.5, 1.0, 2.0)
+    ],
+    *[
+        (
+            f"flat, own chunk at {w}, a class's kept whole its methods'",
+            lambda w=w: Variant(function_chunk_weight=w, class_chunks=True),
+        )
+        for w in (0.25, 0.5, 1.0)
+    ],
+    *[
+        (
+            f"flat, function's own chunk at {w}, file prior {p}",
+            lambda w=w, p=p: Variant(function_chunk_weight=w, file_prior=p),
+        )
+        for w in (0.5, 1.0)
+        for p in (5, 20)
+    ],
 ]
 
 
 def _symbol(m: Any) -> tuple[str, str, str, int | None, int | None]:
     name = str((m.item.metadata or {}).get("qualname") or m.item.symbol_name)
     return (m.item.file_path, name, m.item.symbol_type, m.vector_rank, m.text_rank)
+
+
+def _named(matches: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+    return ((_symbol(m), m) for m in matches)
 
 
 async def collect(name: str, questions: Sequence[Question], workers: int) -> tuple[Any, Any]:
@@ -264,12 +325,21 @@ async def collect(name: str, questions: Sequence[Question], workers: int) -> tup
                     Collected(
                         [(m.item.path, m.vector_rank, m.text_rank) for m in files],
                         [
-                            (ids[m.item.code_file_id], m.vector_rank, m.text_rank)
+                            (
+                                ids[m.item.code_file_id],
+                                m.vector_rank,
+                                m.text_rank,
+                                str((m.item.metadata or {}).get("kind")),
+                                (m.item.metadata or {}).get("name"),
+                                int((m.item.metadata or {}).get("start_line") or 0),
+                                int((m.item.metadata or {}).get("end_line") or 0),
+                            )
                             for m in chunks
                             if m.item.code_file_id in ids
                         ],
                         [_symbol(m) for m in symbols],
                         [_symbol(m) for m in functions],
+                        {(s[0], s[1]): m.item.line_start for s, m in _named(functions)},
                     )
                 )
     return data, sorted(set(ids.values()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,6 +255,61 @@ async def test_hybrid_functions_rank_under_the_files_found(
     wide = await search(atlas, question, "shop", k=6)
     in_found = [f.path in {h.path for h in wide.files} for f in wide.functions]
     assert in_found == sorted(in_found, reverse=True)
+    # a function scores the RRF of its own hybrid rank, the vector and lexical ranks of the
+    # chunk holding its code (weight 0.5: a top-level function's own; Gateway is short, so
+    # its methods' is the class's) and its file's rank among the files found (weight 10)
+    functions = await atlas.code.locations.search_hybrid(
+        question,
+        vector,
+        100,
+        where={"project": "shop", "symbol_type": ["function", "method"]},
+        candidates=50,
+    )
+    scores_of: dict[tuple[str, str], float] = {}
+    lines: dict[tuple[str, str], int] = {}
+    for rank, m in enumerate(functions, 1):
+        key = (m.item.file_path, str((m.item.metadata or {}).get("qualname")))
+        scores_of[key] = 1 / (60 + rank)
+        lines[key] = m.item.line_start
+    assert len(scores_of) == 5
+    held: dict[tuple[str, str], list[Any]] = {}
+    for c in chunks:
+        metadata = c.item.metadata or {}
+        chunk_path = ids[c.item.code_file_id]
+        for key, line in lines.items():
+            if (
+                key[0] == chunk_path
+                and metadata.get("kind") in ("function", "class")
+                and metadata["start_line"] <= line <= metadata["end_line"]
+            ):
+                held.setdefault(key, []).append(c)
+    assert {key[1] for key in held} == {
+        "credit_card_label",
+        "parcel_label",
+        "count_items",
+        "Gateway.submit",
+        "Gateway.refund",
+    }
+    assert {c.item.metadata["kind"] for c in held["shop/payments.py", "Gateway.submit"]} == {
+        "class"
+    }
+    for column in ("vector_rank", "text_rank"):
+        best_of: dict[tuple[str, str], int] = {}
+        for key, held_chunks in held.items():
+            for c in held_chunks:
+                rank = getattr(c, column)
+                if rank is not None:
+                    best_of[key] = min(rank, best_of.get(key, rank))
+        for position, key in enumerate(sorted(best_of, key=lambda key: (best_of[key], key)), 1):
+            scores_of[key] += 0.5 / (60 + position)
+    for position, hit in enumerate(wide.files, 1):
+        for key in scores_of:
+            if key[0] == hit.path:
+                scores_of[key] += 10 / (60 + position)
+    assert [((f.path, f.name), f.line, pytest.approx(f.score)) for f in wide.functions] == [
+        (key, lines[key], value)
+        for key, value in sorted(scores_of.items(), key=lambda item: (-item[1], item[0]))
+    ]
     # vector and text modes are the single rankings, without the file prior
     text = await search(atlas, question, "shop", k=2, mode="text")
     assert text.functions[0].name == "credit_card_label"
