@@ -316,3 +316,34 @@ async def test_hybrid_functions_rank_under_the_files_found(
     for k in (0, 101, True):
         with pytest.raises(InvalidInputError, match="k must be"):
             await search(atlas, question, "shop", k=k)
+
+
+async def test_a_function_found_by_a_later_piece_of_its_code_starts_at_its_def(
+    atlas: codeatlas.Atlas, tmp_path: Path
+) -> None:
+    from codeatlas.indexer.query import _hybrid_functions, _is_body
+
+    body = "".join(f"    value_{n} = {n}\n" for n in range(400))
+    root = tmp_path / "long-tree"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "long.py").write_text(
+        '"""A module."""\n\n\ndef long_function():\n' + body + "    zebraquux = 1\n"
+    )
+    await Indexer(atlas, workers=0).index(root, codebase_id="long")
+    vector = (await HashingEmbedder(768).embed(["zebraquux"]))[0]
+    ids = {f.id: f.file_path for f in (await atlas.code.list({"project_name": "long"})).items}
+    chunks = await atlas.code.embeddings.search_hybrid(
+        "zebraquux", vector, 20, where={"code_file_id": list(ids)}
+    )
+    bodies = [(ids[c.item.code_file_id], c) for c in chunks if _is_body(c)]
+    later = [c for _, c in bodies if c.text_rank is not None]
+    # the word is in the function's second piece, which starts inside the function
+    assert [(c.item.metadata["name"], c.item.metadata["part"]) for c in later] == [
+        ("long_function", 2)
+    ]
+    assert later[0].item.metadata["start_line"] > 4
+    # no own ranking holds it (only classes are asked for): its line is the symbol row's
+    found = await _hybrid_functions(
+        atlas, "zebraquux", {"project": "long", "symbol_type": ["class"]}, 5, vector, [], bodies
+    )
+    assert [(f.path, f.name, f.line) for f in found] == [("pkg/long.py", "long_function", 4)]

@@ -91,6 +91,16 @@ _FILE_IDS: Final = """
 SELECT id, file_path
   FROM code_files
  WHERE project_name = $1"""
+# where functions found by their code alone start (by path and qualified name; the indexer
+# writes ``/``-separated paths and records the name in metadata)
+_FIRST_LINES: Final = """
+SELECT k.path, k.name, min(l.line_start) AS line
+  FROM unnest($2::text[], $3::text[]) AS k (path, name)
+  JOIN code_locations AS l
+    ON l.file_path = k.path
+   AND coalesce(l.metadata ->> 'qualname', l.symbol_name) = k.name
+ WHERE l.project = $1
+ GROUP BY k.path, k.name"""
 # the recorded embedder's name -> the name ``embedder()`` builds it by
 _KNOWN: Final = {"hashing": "hashing", "wordllama-l2_supercat-256": "local"}
 
@@ -292,9 +302,7 @@ async def _hybrid_functions(
         if metadata["kind"] == "class":
             classes.setdefault(path, []).append(chunk)
         else:
-            key = (path, metadata["name"])
-            held.append((key, chunk))
-            lines.setdefault(key, metadata["start_line"])
+            held.append(((path, metadata["name"]), chunk))
     for key in list(scores):
         for chunk in classes.get(key[0], ()):
             if chunk.item.metadata["start_line"] <= lines[key] <= chunk.item.metadata["end_line"]:
@@ -311,6 +319,16 @@ async def _hybrid_functions(
         if of_file is not None:
             scores[key] += _FILE_PRIOR / (_RRF_K + of_file)
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+    unknown = [key for key, _ in ranked if key not in lines]
+    if unknown:
+        # found by their code alone: a chunk's first line is the function's only when it is
+        # not a later piece of a long one, so the symbol's row says where it starts
+        for row in await atlas.executor.fetch(
+            _FIRST_LINES, where["project"], [p for p, _ in unknown], [n for _, n in unknown]
+        ):
+            lines[row["path"], row["name"]] = int(row["line"])
+        for key, chunk in held:
+            lines.setdefault(key, int(chunk.item.metadata["start_line"]))
     return [FunctionHit(path, name, lines[path, name], value) for (path, name), value in ranked]
 
 
