@@ -18,9 +18,11 @@ at that size is measured too. Standalone it runs on a throwaway embedded server 
 database of --dsn, whose semantic_cache rows it replaces) and with ``--write-docs`` writes
 the "Caches" section of docs/benchmarks.md (``benchmarks.sections``).
 
-Similarity cache (``python -m benchmarks`` only): each query runs uncached, then cached
-for the first time (a miss: it searches and writes the entry), then again (a hit: it
-reads the entry and re-reads the rows), and the hit's answer is checked against the
+Similarity cache (``python -m benchmarks``, or here with ``--similarity ROWS``: ROWS
+vector_search rows of 1536 dims loaded with ``bulk_load``, the index it builds tuned, the
+"Similarity cache" section written instead of "Caches"): each query runs uncached, then
+cached for the first time (a miss: it searches and writes the entry), then again (a hit:
+it reads the entry and re-reads the rows), and the hit's answer is checked against the
 miss's.
 """
 
@@ -49,7 +51,7 @@ from codeatlas.repositories import semantic_cache as semantic_cache_module
 from . import sections
 from .data import make_dataset, near_duplicates
 from .measure import summarise
-from .tables import TableSpec
+from .tables import VECTOR_SEARCH, TableSpec
 
 __all__ = ["main", "render", "semantic_cache", "similarity_cache"]
 
@@ -411,6 +413,86 @@ async def _standalone(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+async def _similarity_standalone(args: argparse.Namespace) -> dict[str, Any]:
+    """Load ``args.similarity`` vector_search rows and measure the similarity cache on them."""
+    spec = VECTOR_SEARCH
+    rows, queries = args.similarity, args.lookups
+    data = make_dataset(spec.dimensions, rows, queries, seed=args.seed)
+    async with _connected(args.dsn) as (atlas, _):
+        repository = spec.repository(atlas)
+        await atlas.executor.execute("TRUNCATE vector_search CASCADE")
+        started = time.perf_counter()
+        async with atlas.indexes.bulk_load(spec.table):
+            for start in range(0, rows, _LOAD_CHUNK):
+                numbers = range(start, min(start + _LOAD_CHUNK, rows))
+                await repository.insert_many([spec.make_row(n, data.base[n]) for n in numbers])
+        load_s = time.perf_counter() - started
+        await atlas.executor.execute("ANALYZE vector_search")
+        [index] = [i for i in await atlas.indexes.status() if i.table == spec.table]
+        [tuned] = await atlas.indexes.tune(spec.table, target_recall=0.95, seed=args.seed)
+        print(f"similarity cache, {rows:,} rows ...", flush=True)
+        measured = await similarity_cache(
+            atlas, spec, data.queries, advance=lambda: print(".", end="", flush=True)
+        )
+        print()
+        return {
+            **measured,
+            "rows": rows,
+            "load_s": load_s,
+            "index": {
+                "kind": index.strategy,
+                "params": {"lists": index.lists} if index.lists else {},
+            },
+            "tuned": {"knob": tuned.knob, "value": tuned.probes, "recall": tuned.recall},
+            "postgresql": await atlas.executor.fetchval("SHOW server_version"),
+            "pgvector": await atlas.executor.fetchval(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            ),
+        }
+
+
+def render_similarity(results: dict[str, Any]) -> str:
+    """Return the Markdown body of the Similarity cache section for ``--similarity``."""
+    rows = [
+        (
+            call,
+            _ms(results[key]["p50_ms"]),
+            _ms(results[key]["p95_ms"]),
+            _ms(results[key]["p99_ms"]),
+            f"{results[key]['p50_ms'] / results['uncached']['p50_ms']:.2f}x",
+        )
+        for call, key in (
+            ("`search_similar(q, 10)`, no cache", "uncached"),
+            ("`search_similar(q, 10, cache=True)`, miss: search, write the entry", "miss"),
+            ("`search_similar(q, 10, cache=True)`, hit: read the entry and its rows", "hit"),
+        )
+    ]
+    index, tuned = results["index"], results["tuned"]
+    params = ", ".join(f"{k}={v}" for k, v in index["params"].items())
+    return "\n".join(
+        [
+            f"`search_similar(..., cache=True)` on {results['rows']:,} vector_search rows "
+            f"(1536 dims, `benchmarks/data.py`'s mixture, loaded with `atlas.indexes.bulk_load` "
+            f"in {results['load_s']:.1f} s, which built {index['kind']} ({params}); tuned by "
+            f"`atlas.indexes.tune` to {tuned['knob']}={tuned['value']}, recall "
+            f"{tuned['recall']:.3f} on its sample), one client, {results['queries']} held-out "
+            "queries, each in turn uncached, then cached for the first time (a miss), then "
+            f"again (a hit); PostgreSQL {results['postgresql']}, pgvector {results['pgvector']}, "
+            "throwaway embedded server. Hits whose answer differed from the miss's: "
+            f"{results['hit_differs_from_miss']}.",
+            "",
+            _table(["call", "p50 ms", "p95 ms", "p99 ms", "p50 / no cache"], rows),
+            "",
+            "A hit saves the index scan and pays a read of the entry and of the rows it "
+            "names; a miss pays the search and the entry's write. The cache pays off where "
+            "the same query comes back within the TTL (`CODEATLAS_SIMILARITY_CACHE_TTL`, 300 "
+            "s) and the search is costly; a write to the table drops the entries it could "
+            "change, in the same transaction (migration 20260101000001: on the tables with a "
+            "codebase_id, that codebase's and the unfiltered searches'; else all the table's).",
+        ]
+    )
+
+
 #: Concurrent clients and lookups each for the hot-entry measurement.
 _HOT_CLIENTS = 8
 _HOT_LOOKUPS = 200
@@ -699,11 +781,29 @@ def main(argv: list[str] | None = None) -> None:
         "--render", type=Path, help="measure nothing: render the figures of this --out file"
     )
     parser.add_argument(
+        "--similarity",
+        type=int,
+        metavar="ROWS",
+        help="measure the similarity cache on ROWS vector_search rows instead",
+    )
+    parser.add_argument(
         "--write-docs",
         action="store_true",
-        help="write the Caches section of docs/benchmarks.md",
+        help="write the Caches (or, with --similarity, Similarity cache) section",
     )
     args = parser.parse_args(argv)
+    if args.similarity is not None:
+        measured = asyncio.run(_similarity_standalone(args))
+        print(render_similarity(measured))
+        if args.out is not None:
+            args.out.write_text(json.dumps(measured, indent=1))
+        if args.write_docs:
+            command = (
+                f"python -m benchmarks.caches --similarity {args.similarity} "
+                f"--lookups {args.lookups} --write-docs"
+            )
+            sections.replace("Similarity cache", command, render_similarity(measured))
+        return
     if args.render is not None:
         results = json.loads(args.render.read_text())
         print(render(results))
