@@ -203,8 +203,8 @@ async def _hybrid_files(
     large_vec: Any,
 ) -> tuple[list[FileHit], list[tuple[str, Any]]]:
     """Rank files by RRF of four rankings: the file's own vector and lexical ranks, and the
-    vector and lexical ranks of its best chunk; also return the chunks found that are a
-    function's or method's own code, with their file's path (for ``_hybrid_functions``).
+    vector and lexical ranks of its best chunk; also return the chunks found that hold
+    functions' code (``_is_body``), with their file's path, for ``_hybrid_functions``.
 
     A file's summary and tsvector hold its path, names and docstrings; its chunks hold the
     module docstring and the code, which answer many questions the names do not.
@@ -278,9 +278,9 @@ async def _hybrid_functions(
     holds its code, whose words answer questions the name does not: a top-level function's
     own chunk, a method's own in a class long enough to be cut per method, else its class's
     (which holds all of its methods: so they are not left behind the functions that have a
-    chunk of their own). A question names what a file is about
-    more often than the function that does it; the files found are the stronger evidence,
-    so a function of the best file comes first unless its own ranks are far below another's.
+    chunk of their own). A question names what a file is about more often than the function
+    that does it; the files found are the stronger evidence, so a function of the best file
+    comes first unless its own ranks are far below another's.
     """
     candidates = min(_HALF, max(_FUNCTION_DEPTH * k, 50))
     found = await atlas.code.locations.search_hybrid(
