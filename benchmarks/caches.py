@@ -51,7 +51,7 @@ from codeatlas.repositories import semantic_cache as semantic_cache_module
 from . import sections
 from .data import make_dataset, near_duplicates
 from .measure import summarise
-from .tables import VECTOR_SEARCH, TableSpec
+from .tables import VECTOR_SEARCH, TableSpec, insert_rows
 
 __all__ = ["main", "render", "semantic_cache", "similarity_cache"]
 
@@ -419,13 +419,10 @@ async def _similarity_standalone(args: argparse.Namespace) -> dict[str, Any]:
     rows, queries = args.similarity, args.lookups
     data = make_dataset(spec.dimensions, rows, queries, seed=args.seed)
     async with _connected(args.dsn) as (atlas, _):
-        repository = spec.repository(atlas)
         await atlas.executor.execute("TRUNCATE vector_search CASCADE")
         started = time.perf_counter()
         async with atlas.indexes.bulk_load(spec.table):
-            for start in range(0, rows, _LOAD_CHUNK):
-                numbers = range(start, min(start + _LOAD_CHUNK, rows))
-                await repository.insert_many([spec.make_row(n, data.base[n]) for n in numbers])
+            await insert_rows(atlas, spec, data.base, chunk=_LOAD_CHUNK)
         load_s = time.perf_counter() - started
         await atlas.executor.execute("ANALYZE vector_search")
         [index] = [i for i in await atlas.indexes.status() if i.table == spec.table]

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import codeatlas
 from codeatlas.cli.demo import STDLIB_TEST_DIRS
@@ -84,8 +84,12 @@ def _fused(items: Iterable[tuple[Any, int | None, int | None]], candidates: int)
     return [key for *_, key in sorted(scored, key=lambda s: s[:2])]
 
 
-def _by_best(pairs: Iterable[tuple[str, int | None]], candidates: int) -> dict[str, int]:
-    best: dict[str, int] = {}
+KeyT = TypeVar("KeyT", str, tuple[str, str])
+
+
+def _by_best(pairs: Iterable[tuple[KeyT, int | None]], candidates: int) -> dict[KeyT, int]:
+    """Return each key's rank by its best component rank within *candidates*."""
+    best: dict[KeyT, int] = {}
     for path, rank in pairs:
         if rank is not None and rank <= candidates and rank < best.get(path, rank + 1):
             best[path] = rank
@@ -177,8 +181,8 @@ def rank_functions(c: Collected, v: Variant, files: Sequence[str]) -> list[tuple
                     if first <= line <= last:
                         bodies.append(((p, name), vr, tr))
         for ranks in (
-            _by_best_key(((key, vr) for key, vr, _ in bodies), v.chunk_candidates),
-            _by_best_key(((key, tr) for key, _, tr in bodies), v.chunk_candidates),
+            _by_best(((key, vr) for key, vr, _ in bodies), v.chunk_candidates),
+            _by_best(((key, tr) for key, _, tr in bodies), v.chunk_candidates),
         ):
             for key, rank in ranks.items():
                 scores[key] = scores.get(key, 0.0) + v.function_chunk_weight / (RRF_K + rank)
@@ -186,16 +190,6 @@ def rank_functions(c: Collected, v: Variant, files: Sequence[str]) -> list[tuple
         if key[0] in top:
             scores[key] += v.file_prior / (RRF_K + top[key[0]])
     return sorted(scores, key=lambda key: (-scores[key], key))
-
-
-def _by_best_key(
-    pairs: Iterable[tuple[tuple[str, str], int | None]], candidates: int
-) -> dict[tuple[str, str], int]:
-    best: dict[tuple[str, str], int] = {}
-    for key, rank in pairs:
-        if rank is not None and rank <= candidates and rank < best.get(key, rank + 1):
-            best[key] = rank
-    return {k: i for i, k in enumerate(sorted(best, key=best.__getitem__), 1)}
 
 
 def _by_rank_within(

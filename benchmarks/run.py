@@ -30,7 +30,7 @@ from . import caches, ingest, provenance, report, strategies
 from .data import Dataset, make_dataset, other_queries
 from .measure import summarise
 from .search import SweepPlan, breakdown, sweep, uses_index
-from .tables import TABLES, TableSpec
+from .tables import TABLES, TableSpec, insert_rows
 
 __all__ = ["PROFILES", "Profile", "main"]
 
@@ -167,16 +167,10 @@ def _check_same_sql(spec: TableSpec, atlas: codeatlas.Atlas) -> None:
 
 
 async def _load(atlas: codeatlas.Atlas, spec: TableSpec, data: Dataset, steps: Steps) -> float:
-    repository = spec.repository(atlas)
     chunks = range(0, len(data.base), _LOAD_CHUNK)
     with steps.phase(f"{spec.dimensions}d: load {len(data.base):,} rows", len(chunks)) as advance:
         started = time.perf_counter()
-        for start in chunks:
-            stop = min(start + _LOAD_CHUNK, len(data.base))
-            await repository.insert_many(
-                [spec.make_row(n, data.base[n]) for n in range(start, stop)]
-            )
-            advance()
+        await insert_rows(atlas, spec, data.base, chunk=_LOAD_CHUNK, advance=advance)
         return len(data.base) / (time.perf_counter() - started)
 
 
@@ -296,13 +290,8 @@ async def _settings_table(
     with steps.phase(f"{dim}d: data, load and HNSW for the settings comparison", 3) as advance:
         data = make_dataset(dim, profile.rows, profile.queries, seed=seed)
         advance()
-        repository = spec.repository(atlas)
         async with atlas.indexes.bulk_load(spec.table):
-            for start in range(0, len(data.base), _LOAD_CHUNK):
-                stop = min(start + _LOAD_CHUNK, len(data.base))
-                await repository.insert_many(
-                    [spec.make_row(n, data.base[n]) for n in range(start, stop)]
-                )
+            await insert_rows(atlas, spec, data.base, chunk=_LOAD_CHUNK)
         advance()
         started = time.perf_counter()
         [built] = await atlas.indexes.rebuild(spec.table, kind="hnsw", concurrently=False)
@@ -324,15 +313,10 @@ async def _settings_table(
 
 async def _bulk_load(atlas: codeatlas.Atlas, spec: TableSpec, data: Dataset) -> dict[str, float]:
     """Reload the same rows through ``atlas.indexes.bulk_load``; return its timings."""
-    repository = spec.repository(atlas)
     await atlas.executor.execute(f"TRUNCATE {spec.table} RESTART IDENTITY CASCADE")
     started = time.perf_counter()
     async with atlas.indexes.bulk_load(spec.table) as load:
-        for start in range(0, len(data.base), _LOAD_CHUNK):
-            stop = min(start + _LOAD_CHUNK, len(data.base))
-            await repository.insert_many(
-                [spec.make_row(n, data.base[n]) for n in range(start, stop)]
-            )
+        await insert_rows(atlas, spec, data.base, chunk=_LOAD_CHUNK)
         loaded = time.perf_counter() - started
     total = time.perf_counter() - started
     return {"load_s": loaded, "build_s": load.results[0].seconds, "total_s": total}

@@ -19,7 +19,7 @@ from codeatlas.atlas import Scope
 from codeatlas.models import RagDocumentCreate, VectorSearchCreate
 from codeatlas.search import SearchableRepository
 
-__all__ = ["RAG_DOCUMENTS", "TABLES", "VECTOR_SEARCH", "TableSpec"]
+__all__ = ["RAG_DOCUMENTS", "TABLES", "VECTOR_SEARCH", "TableSpec", "insert_rows"]
 
 Vector = npt.NDArray[np.float32]
 
@@ -140,3 +140,21 @@ RAG_DOCUMENTS: Final = TableSpec(
 
 #: By dimension, smallest first.
 TABLES: Final = {768: RAG_DOCUMENTS, 1536: VECTOR_SEARCH}
+
+
+async def insert_rows(
+    atlas: Scope,
+    spec: TableSpec,
+    vectors: Vector,
+    *,
+    chunk: int = 10_000,
+    advance: Callable[[], None] | None = None,
+) -> None:
+    """Insert one generated row of *spec* per vector (its row number is its position), with
+    ``insert_many`` (binary COPY) *chunk* rows at a time; *advance* after each chunk."""
+    repository = spec.repository(atlas)
+    for start in range(0, len(vectors), chunk):
+        stop = min(start + chunk, len(vectors))
+        await repository.insert_many([spec.make_row(n, vectors[n]) for n in range(start, stop)])
+        if advance is not None:
+            advance()
