@@ -24,6 +24,7 @@ import pytest
 
 import codeatlas
 from codeatlas.indexer import Indexer, IndexReport
+from codeatlas.indexer.query import search
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +111,14 @@ async def test_real_trees_with_vendored_code(atlas: codeatlas.Atlas, tmp_path: P
         again = await indexer.index(root, codebase_id=codebase_id)
         assert (again.files_indexed, again.files_unchanged) == (0, report.files_indexed)
         assert not again.graph_rebuilt
+    # a question on pip's source: every function found (by its name, its code or its
+    # class's code) is named at the line it starts on
+    found = await search(atlas, "where are HTTP retries handled", "pip", k=10)
+    assert len(found.files) == 10 and len(found.functions) == 10
+    for hit in found.functions:
+        line = (trees["pip"] / hit.path).read_text().splitlines()[hit.line - 1].lstrip()
+        assert line.startswith(("def ", "async def ", "@")), (hit, line)
+        assert hit.name.rsplit(".", 1)[-1] in line or line.startswith("@"), (hit, line)
 
 
 # -- killed runs converge ----------------------------------------------------------------------
