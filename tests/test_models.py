@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from pydantic import AwareDatetime, ValidationError
+from pydantic import AwareDatetime, Field, ValidationError
 
 import codeatlas.models as models
 from codeatlas.errors import InvalidInputError, InvalidVectorError
@@ -49,6 +49,7 @@ from codeatlas.models import (
     Vote,
     validate_vector,
 )
+from codeatlas.models._base import _as_utc
 from codeatlas.models._types import MAX_VECTOR_NORM, MIN_VECTOR_NORM
 
 ROW_MODELS = sorted(
@@ -613,6 +614,59 @@ def test_from_record_vector_absent_is_none_and_present_is_kept() -> None:
     row = RagDocument.from_record({**base, "embedding": decoded})
     assert row.embedding is decoded
     assert row == RagDocument.from_record({**base, "embedding": decoded.copy()})
+
+
+def _constructed(row_model: type[RowModel], values: dict[str, Any]) -> RowModel:
+    """The row as pydantic's model_construct builds it (what from_record must equal)."""
+    values = dict(values)
+    for name, convert in row_model.__record_converters__.items():
+        if values.get(name) is not None:
+            values[name] = convert(values[name])
+    return row_model.model_construct(**values)
+
+
+@pytest.mark.parametrize("row_model", ROW_MODELS, ids=lambda model: model.__name__)
+def test_from_record_builds_what_model_construct_builds(row_model: type[RowModel]) -> None:
+    # from_record builds rows itself (faster): the same __dict__ (order too), fields set,
+    # extra and private attributes as model_construct, with every column, with some
+    # missing (defaults, required ones unset), and with a computed column beside them
+    assert row_model.__record_fields__ is not None, "from_record falls back to model_construct"
+    names = list(row_model.model_fields)
+    full: dict[str, Any] = {}
+    for number, name in enumerate(names):
+        converted = row_model.__record_converters__.get(name)
+        full[name] = datetime(2025, 1, 1 + number % 28) if converted is _as_utc else f"v{number}"
+    for values in (full, {**full, "_distance": 0.25}, {k: full[k] for k in names[::2]}, {}):
+        built, expected = (
+            row_model.from_record(FakeRecord(**values)),
+            _constructed(row_model, values),
+        )
+        assert list(built.__dict__.items()) == list(expected.__dict__.items())
+        assert built.model_fields_set == expected.model_fields_set
+        assert built.__pydantic_extra__ == expected.__pydantic_extra__
+        assert built.__pydantic_private__ == expected.__pydantic_private__
+        assert built == expected
+        for name, field in row_model.model_fields.items():
+            if name not in values and not field.is_required():
+                assert getattr(built, name) == field.get_default(call_default_factory=True)
+    replaced = row_model.from_record(full, **{names[-1]: None})
+    assert getattr(replaced, names[-1]) is None
+    assert replaced.__dict__ == {**row_model.from_record(full).__dict__, names[-1]: None}
+
+
+class _RowWithDefaults(RowModel):
+    name: str
+    level: int = 3
+    tags: list[str] = Field(default_factory=list)
+
+
+def test_from_record_fills_defaults_as_model_construct_does() -> None:
+    # no table's row model has a default other than None today; a new one must still work
+    first = _RowWithDefaults.from_record({"name": "a"})
+    second = _RowWithDefaults.from_record({"name": "b"})
+    assert first == _constructed(_RowWithDefaults, {"name": "a"})
+    assert (first.level, first.tags, first.model_fields_set) == (3, [], {"name"})
+    assert first.tags is not second.tags
 
 
 def test_open_enum_validation_prefers_the_member() -> None:

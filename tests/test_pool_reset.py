@@ -217,6 +217,30 @@ async def test_explicit_reset_option_wins(migrated_dsn: str) -> None:
         assert await atlas._executor.fetchval(_PROBE) in (None, "")
 
 
+class _CallerConnection(asyncpg.Connection):
+    """A caller's own connection class, with slots of its own (asyncpg pools accept one)."""
+
+    __slots__ = ("_caller_state",)
+
+    def caller_name(self) -> str:
+        return "caller"
+
+
+async def test_caller_connection_class_is_kept_and_the_reset_still_skipped(
+    migrated_dsn: str,
+) -> None:
+    # codeatlas keeps its bookkeeping on the pooled connections: a caller's
+    # connection_class gets it too (a subclass), instead of losing the skipped reset
+    async with codeatlas.connect(
+        migrated_dsn, migrate=False, min_size=1, max_size=1, connection_class=_CallerConnection
+    ) as atlas:
+        async with atlas.executor.acquire() as connection:
+            assert connection.caller_name() == "caller"
+        await _probe_left_by_internal_call(atlas)
+        assert await atlas.executor.fetchval(_PROBE) == "left"  # no RESET ALL in between
+        assert await atlas.executor.fetchval(_PROBE) in (None, "")  # the caller's view: reset
+
+
 async def test_through_pgbouncer_in_transaction_mode(
     start_pgbouncer: Callable[[int], Bouncer], migrated_dsn: str
 ) -> None:

@@ -44,7 +44,7 @@ import asyncio
 import itertools
 import logging
 import re
-import weakref
+import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -77,7 +77,13 @@ from .errors import (
     translate_db_error,
 )
 
-__all__ = ["Executor", "reset_connection", "translated"]
+__all__ = [
+    "Executor",
+    "PooledConnection",
+    "pooled_connection_class",
+    "reset_connection",
+    "translated",
+]
 
 logger = logging.getLogger("codeatlas.db")
 
@@ -102,21 +108,46 @@ _ARGUMENT_ERRORS: Final = (UnicodeError, ValueError, TypeError, OverflowError, R
 #: is terminated instead.
 _CLEANUP_TIMEOUT: Final = 10.0
 _savepoints = itertools.count(1)
-#: Pooled connections (asyncpg's own, not their proxies) released by codeatlas' own code
-#: with no session state left: ``reset_connection`` skips them once. Weak, so a closed
-#: connection leaves; an entry lives from its release to its reset (the same call).
-_vouched: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+class PooledConnection(asyncpg.Connection):
+    """asyncpg's connection with what the executor keeps on each pooled one.
+
+    Attributes of the connection rather than tables keyed by it: they are read and written
+    on every statement, where a lookup costs about as much as the rest of the bookkeeping.
+    Unset until first written (read with ``getattr`` and a default):
+
+    * ``_codeatlas_clean``: released by codeatlas' own code with no session state left,
+      so the pool's reset (``reset_connection``) skips it, once (default False);
+    * ``_codeatlas_idle_since``: monotonic time codeatlas last gave it back to the pool
+      (default and while in use 0.0; see ``AtlasState.pre_ping_after``).
+    """
+
+    __slots__ = ("_codeatlas_clean", "_codeatlas_idle_since")
+
+
+@lru_cache(maxsize=16)
+def pooled_connection_class(base: type[asyncpg.Connection]) -> type[asyncpg.Connection]:
+    """Return *base* (a caller's ``connection_class``, or asyncpg's) with the attributes of
+    ``PooledConnection``, for ``asyncpg.create_pool``."""
+    if base is asyncpg.Connection or issubclass(base, PooledConnection):
+        return PooledConnection if base is asyncpg.Connection else base
+    return type(f"Pooled{base.__name__}", (base,), {"__slots__": PooledConnection.__slots__})
 
 
 def _vouch(connection: Any) -> None:
     """Mark pooled *connection* (a pool proxy) as needing no reset on this release.
 
     Not for one in a transaction, or one whose proxy no longer reaches it; should asyncpg's
-    proxy not expose its connection as ``_con``, nothing is marked: the full reset runs.
+    proxy not expose its connection as ``_con``, or the connection not be of
+    ``pooled_connection_class``, nothing is marked: the full reset runs.
     """
-    raw = getattr(connection, "_con", None)  # None: a detached proxy
-    if isinstance(raw, asyncpg.Connection) and not (raw.is_closed() or raw.is_in_transaction()):
-        _vouched.add(raw)
+    raw: Any = getattr(connection, "_con", None)  # None: a detached proxy
+    if raw is not None and not (raw.is_closed() or raw.is_in_transaction()):
+        try:  # noqa: SIM105 (per statement: suppress() would add three Python calls)
+            raw._codeatlas_clean = True
+        except AttributeError:  # not a PooledConnection
+            pass
 
 
 async def reset_connection(connection: asyncpg.Connection) -> None:
@@ -125,8 +156,8 @@ async def reset_connection(connection: asyncpg.Connection) -> None:
     asyncpg itself runs before it (``Connection._reset``): it drops the Python-side
     listeners and rolls back an open transaction.
     """
-    if connection in _vouched:
-        _vouched.discard(connection)
+    if getattr(connection, "_codeatlas_clean", False):
+        connection._codeatlas_clean = False  # type: ignore[attr-defined]
         return
     query = connection.get_reset_query()
     if query:
@@ -152,7 +183,7 @@ def _released(pool: Pool, connection: Any) -> Awaitable[None]:
         holder = connection._holder
         if (
             raw is not None
-            and raw in _vouched
+            and getattr(raw, "_codeatlas_clean", False)
             and holder._pool is pool
             and pool._reset is reset_connection
         ):
@@ -396,16 +427,17 @@ class Executor:
         vouches for it, so its release skips the reset round trip (see reset_connection)."""
         pool = pool or self._pool
         assert pool is not None
-        connection, pid = await self._checked_out(pool)
+        connection = await self._checked_out(pool)
         clean = False
         try:
             yield connection
             clean = vouch and self._vouches
         finally:
-            await self._give_back(pool, connection, pid, clean=clean)
+            await self._give_back(pool, connection, clean=clean)
 
-    async def _give_back(self, pool: Pool, connection: Any, pid: int, *, clean: bool) -> None:
+    async def _give_back(self, pool: Pool, connection: Any, *, clean: bool) -> None:
         """Release *connection* to *pool*; *clean*: vouched for (see ``_vouch``)."""
+        raw: Any = getattr(connection, "_con", None)  # read before the release detaches the proxy
         if clean:
             _vouch(connection)
         try:
@@ -416,9 +448,12 @@ class Executor:
             logger.debug("releasing a connection failed; discarding it", exc_info=True)
             _discard(connection)
         else:
-            self.state.note_idle(pid)
+            try:  # noqa: SIM105 (as in _vouch)
+                raw._codeatlas_idle_since = time.monotonic()
+            except AttributeError:  # None (broken meanwhile), or not a PooledConnection
+                pass
 
-    async def _checked_out(self, pool: Pool) -> tuple[Any, int]:
+    async def _checked_out(self, pool: Pool) -> Any:
         """Acquire a pooled connection; one idle longer than ``pre_ping_after`` is pinged first.
 
         A connection that died idle whose end the driver already saw is replaced by the pool
@@ -439,9 +474,12 @@ class Executor:
                 connection = None
             if connection is None:
                 raise error  # outside the handler: the driver's text can contain the DSN
-            pid = connection.get_server_pid()
-            if not state.idle_too_long(pid):
-                return connection, pid
+            raw: Any = getattr(connection, "_con", None)
+            since = getattr(raw, "_codeatlas_idle_since", 0.0)
+            if since:
+                raw._codeatlas_idle_since = 0.0
+            if not since or time.monotonic() - since < state.pre_ping_after:
+                return connection
             try:
                 await connection.execute("SELECT 1", timeout=state.pre_ping_timeout)
             except BaseException as exc:
@@ -451,7 +489,7 @@ class Executor:
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            return connection, pid
+            return connection
         raise ConnectionLostError("no pooled connection answered a ping")
 
     async def _run(
@@ -477,7 +515,7 @@ class Executor:
         # _pooled written out: the hot path of every statement, where the context
         # manager's own machinery is a measurable part of a sub-millisecond call
         for attempt in (1, 2):
-            connection, pid = await self._checked_out(pool)
+            connection = await self._checked_out(pool)
             clean = False
             try:
                 try:
@@ -501,7 +539,7 @@ class Executor:
                 clean = self._vouches
                 return result
             finally:
-                await self._give_back(pool, connection, pid, clean=clean)
+                await self._give_back(pool, connection, clean=clean)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _note_write(self, connection: Any) -> None:

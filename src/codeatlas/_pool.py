@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from asyncpg.pool import Pool
 
-from ._db import reset_connection, translated
+from ._db import pooled_connection_class, reset_connection, translated
 from .config import Settings, redact_dsn
 from .errors import ExtensionError, connect_error
 
@@ -217,7 +217,9 @@ async def create_pool(dsn: str, settings: Settings, **pool_options: Any) -> Pool
     """Create the asyncpg pool with codecs registered on every connection.
 
     Its ``reset`` skips asyncpg's reset round trip for connections codeatlas vouches for
-    (``codeatlas._db.reset_connection``); a ``reset`` in *pool_options* replaces it.
+    (``codeatlas._db.reset_connection``); a ``reset`` in *pool_options* replaces it. Its
+    connections carry the executor's bookkeeping (``codeatlas._db.PooledConnection``),
+    on top of a ``connection_class`` in *pool_options* if one is given.
     """
     options: dict[str, Any] = {
         "min_size": settings.pool_min_size,
@@ -227,6 +229,9 @@ async def create_pool(dsn: str, settings: Settings, **pool_options: Any) -> Pool
         "reset": reset_connection,
     }
     options.update(pool_options)
+    options["connection_class"] = pooled_connection_class(
+        options.get("connection_class", asyncpg.Connection)
+    )
     try:
         pool = await asyncpg.create_pool(dsn, **options)
     except Exception as exc:

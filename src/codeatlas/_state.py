@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,19 +81,6 @@ class AtlasState:
     pre_ping_after: float = 10.0
     #: seconds a ping may take before the connection is given up for another.
     pre_ping_timeout: float = 5.0
-    #: backend pid -> monotonic time its connection went back to the pool.
-    idle_since: dict[int, float] = field(default_factory=dict)
-
-    def note_idle(self, pid: int) -> None:
-        """Record that the connection of backend *pid* went back to the pool now."""
-        if len(self.idle_since) > 4096:  # pids of connections long gone
-            self.idle_since.clear()
-        self.idle_since[pid] = time.monotonic()
-
-    def idle_too_long(self, pid: int) -> bool:
-        """True when backend *pid*'s connection sat idle longer than ``pre_ping_after``."""
-        since = self.idle_since.pop(pid, None)
-        return since is not None and time.monotonic() - since >= self.pre_ping_after
 
     @property
     def iterative_scans(self) -> bool:

@@ -147,6 +147,9 @@ def _traced(function: Callable[..., Any], operation: str, cls: type) -> Callable
     signature = inspect.signature(function)
     k_position = _position(signature, "k")
     cache_hit = operation == "lookup"
+    # the histogram's attributes are the same for every call (built once: searches are the
+    # hot path, where each microsecond shows in a cache lookup's ratio to the raw query)
+    measured = {"db.operation.name": operation, "db.collection.name": table}
 
     @functools.wraps(function)
     async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -157,10 +160,7 @@ def _traced(function: Callable[..., Any], operation: str, cls: type) -> Callable
                 return await function(self, *args, **kwargs)
             started = time.perf_counter()
             result = await function(self, *args, **kwargs)
-            _histogram.record(
-                time.perf_counter() - started,
-                {"db.operation.name": operation, "db.collection.name": table},
-            )
+            _histogram.record(time.perf_counter() - started, measured)
             return result
         state = self._executor.state
         host, port = state.endpoint
@@ -204,10 +204,7 @@ def _traced(function: Callable[..., Any], operation: str, cls: type) -> Callable
             if cache_hit:
                 span.set_attribute("codeatlas.cache.hit", result is not None)
             if search:
-                _histogram.record(
-                    time.perf_counter() - started,
-                    {"db.operation.name": operation, "db.collection.name": table},
-                )
+                _histogram.record(time.perf_counter() - started, measured)
             return result
 
     return traced  # functools.wraps set __wrapped__: instrument() unwraps with it

@@ -58,6 +58,8 @@ __all__ = [
     "column_types",
 ]
 
+#: What pydantic's own constructors set attributes with (its models refuse plain setattr).
+_set_attribute: Final = object.__setattr__
 #: pydantic error type of a value PostgreSQL cannot store (ctx: field, problem).
 _UNSTORABLE: Final = "unstorable_value"
 
@@ -251,6 +253,37 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+#: A field a row must have: ``from_record`` leaves it unset when the record lacks it.
+_REQUIRED: Final = object()
+#: One field as ``from_record`` fills it: name, its default (None, ``_REQUIRED``, or the
+#: FieldInfo whose default is computed per row) and the conversion of a non-None value.
+_RecordField = tuple[str, Any, Callable[[Any], Any] | None]
+
+
+def _record_fields(cls: type[BaseModel]) -> tuple[_RecordField, ...] | None:
+    """Return how ``from_record`` fills *cls*'s fields, or None when only pydantic's
+    ``model_construct`` knows (aliases, ``model_post_init``, extra fields kept)."""
+    if (
+        cls.model_config.get("extra") == "allow"
+        or cls.__pydantic_post_init__
+        or cls.__pydantic_root_model__
+    ):
+        return None
+    converters = getattr(cls, "__record_converters__", {})
+    plan: list[_RecordField] = []
+    for name, field in cls.model_fields.items():
+        if field.alias is not None or field.validation_alias is not None:
+            return None
+        if field.is_required():
+            default: Any = _REQUIRED
+        elif field.default_factory is None and field.default is None:
+            default = None
+        else:
+            default = field
+        plan.append((name, default, converters.get(name)))
+    return tuple(plan)
+
+
 def _record_converter(parts: list[Any]) -> Callable[[Any], Any] | None:
     """Return the from_record conversion for a field made of *parts*, if it needs one."""
     for part in parts:
@@ -279,6 +312,10 @@ class RowModel(CodeAtlasModel):
     __record_converters__: ClassVar[dict[str, Callable[[Any], Any]]] = {}
     #: field -> column kind, from the annotation (fields of unknown kind are absent).
     __column_kinds__: ClassVar[dict[str, ColumnKind]] = {}
+    #: How from_record fills each field (see ``_record_fields``); None: by model_construct.
+    __record_fields__: ClassVar[tuple[_RecordField, ...] | None] = None
+    #: The field names, for the set of those a record gave.
+    __field_names__: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -300,6 +337,8 @@ class RowModel(CodeAtlasModel):
         cls.__vector_columns__ = vectors
         cls.__record_converters__ = converters
         cls.__column_kinds__ = kinds
+        cls.__record_fields__ = _record_fields(cls)
+        cls.__field_names__ = frozenset(cls.model_fields)
         if "__table__" in cls.__dict__:
             # one source: the name is derived from the spec, never set beside it
             raise TypeError(f"{cls.__name__}: declare __table_spec__, not __table__")
@@ -310,19 +349,45 @@ class RowModel(CodeAtlasModel):
             cls.__primary_key__ = spec.primary_key
 
     @classmethod
-    def from_record(cls, record: RecordLike) -> Self:
+    def from_record(cls, record: RecordLike, /, **replaced: Any) -> Self:
         """Return the row for a database *record* without re-validating it.
 
         Columns the record lacks keep their default (vectors: None); keys that are not
-        columns (a computed distance, say) are ignored.
+        columns (a computed distance, say) are ignored. *replaced* values take the place
+        of the record's (converted like them).
+
+        The same instance as ``model_construct`` would build (the same ``__dict__``, fields
+        set, no extra, no private attributes; a test compares them for every row model),
+        built directly: rows are built for every row a query returns, and pydantic's
+        general ``model_construct`` took half again as long as the rest of a lookup's
+        Python work.
         """
         values = dict(record.items())
-        for name, convert in cls.__record_converters__.items():
-            value = values.get(name)
-            if value is not None:
-                values[name] = convert(value)
-        # the pydantic mypy plugin types model_construct as returning this base, not Self
-        return cast(Self, cls.model_construct(**values))
+        if replaced:
+            values.update(replaced)
+        plan = cls.__record_fields__
+        if plan is None:
+            for name, convert in cls.__record_converters__.items():
+                value = values.get(name)
+                if value is not None:
+                    values[name] = convert(value)
+            # the pydantic mypy plugin types model_construct as returning this base
+            return cast(Self, cls.model_construct(**values))
+        fields: dict[str, Any] = {}
+        for name, default, conversion in plan:
+            if name in values:
+                value = values[name]
+                fields[name] = value if conversion is None or value is None else conversion(value)
+            elif default is None:
+                fields[name] = None
+            elif default is not _REQUIRED:
+                fields[name] = default.get_default(call_default_factory=True, validated_data=fields)
+        row = cls.__new__(cls)
+        _set_attribute(row, "__dict__", fields)
+        _set_attribute(row, "__pydantic_fields_set__", cls.__field_names__ & values.keys())
+        _set_attribute(row, "__pydantic_extra__", None)
+        _set_attribute(row, "__pydantic_private__", None)
+        return row
 
 
 def _db_value(value: Any) -> Any:

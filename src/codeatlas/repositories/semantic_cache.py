@@ -422,19 +422,21 @@ class SemanticCache(
                 self._executor.state.iterative_scans,
             )
             record = await self._executor.fetchrow(sql, vector, 1.0 - threshold, model, *values)
-        if record is None:
-            self.stats.misses += 1
-            return None
-        self.stats.hits += 1
         state = self._executor.state
+        if record is None:
+            state.semantic_cache_stats.misses += 1
+            return None
+        state.semantic_cache_stats.hits += 1
         at = record["_at"]
         own = state.pending_hits.add(record["id"], at)
         if state.on_semantic_cache_hit is not None:
             state.on_semantic_cache_hit()
-        entry = dict(record.items())
-        entry["hit_count"] = (record["hit_count"] or 0) + (record["_pending"] or 0) + own
-        entry["last_accessed"] = at
-        return Match(self.row_model.from_record(entry), 1.0 - float(record["_distance"]))
+        entry = self.row_model.from_record(
+            record,
+            hit_count=(record["hit_count"] or 0) + (record["_pending"] or 0) + own,
+            last_accessed=at,
+        )
+        return Match(entry, 1.0 - float(record["_distance"]))
 
     def _lookup_sql(self, knob: int, inline: tuple[str, ...] = ()) -> str:
         """Return the lookup statement in the shape of this index's strategy.
