@@ -284,6 +284,45 @@ async def test_semantic_cache_lookup_writes_nothing_and_uses_the_index(
     )
 
 
+async def test_semantic_cache_lookup_knob_reaches_its_index_scan(atlas: codeatlas.Atlas) -> None:
+    # The statement sets the index's knob itself (on the pool) or in a savepoint (inside a
+    # transaction), before its index scan starts: a scan started first would run with the
+    # server's default ef_search whatever probes= says, and both recalls below would agree.
+    cache = atlas.semantic_cache
+    stored = unit_rows(3000, 768, seed=31)
+    await cache.insert_many(
+        [
+            SemanticCacheEntryCreate(
+                cache_key=f"k{i}", query=f"q{i}", query_embedding=v, response="a"
+            )
+            for i, v in enumerate(stored)
+        ]
+    )
+    await atlas.executor.execute("ANALYZE semantic_cache")
+    questions = unit_rows(60, 768, seed=32)
+    nearest = np.argmax(questions @ stored.T, axis=1)
+
+    async def recall(probes: int, scope: Any) -> float:
+        found = [await scope.semantic_cache.lookup(q, -1.0, probes=probes) for q in questions]
+        return float(
+            np.mean(
+                [
+                    f is not None and f.item.query == f"q{n}"
+                    for f, n in zip(found, nearest, strict=True)
+                ]
+            )
+        )
+
+    assert (await cache._probes(None), cache._plan().kind) == (cache._plan().knob, "hnsw")
+    wide, narrow = await recall(400, atlas), await recall(1, atlas)
+    assert wide >= 0.95 and narrow <= wide - 0.2, (wide, narrow)
+    async with atlas.transaction() as tx:
+        # narrow first: a plan the server caches while ef_search is 400 can be an exact scan
+        # (HNSW's estimated cost grows with ef_search), and it would serve probes=1 too
+        assert await recall(1, tx) == narrow
+        assert await recall(400, tx) == wide
+
+
 async def test_semantic_cache_concurrent_hits_and_flushes_lose_no_count(
     atlas: codeatlas.Atlas,
 ) -> None:
