@@ -8,10 +8,13 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import codeatlas
 from codeatlas._pool import decode_vector, encode_vector
@@ -225,6 +228,52 @@ def test_vector_codec_round_trips_bit_exactly() -> None:
     decoded = decode_vector(encode_vector(value))
     assert decoded.dtype == np.float32
     assert decoded.tobytes() == value.tobytes()
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00")),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00")),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+async def test_jsonb_values_read_back_as_written(atlas: codeatlas.Atlas) -> None:
+    # jsonb is read with one raw_decode of the server's text (codeatlas._pool._decode_jsonb):
+    # documents of every shape, whitespace and escapes inside strings, come back equal
+    # (numbers as jsonb stores them: numeric, so floats compare with a tolerance)
+    examples: list[Any] = [{}, [], "", " spaced  out ", {"a": [1, 2.5, None, True]}, 2**70]
+    examples += [{'quote"d': "line\nbreak\u2028", "é": "\t"}, [[[]]], -0.0, 1e300]
+
+    @settings(max_examples=60, deadline=None)
+    @given(value=_JSON)
+    def documents(value: Any) -> None:
+        examples.append(value)
+
+    documents()
+    for value in examples:
+        back = await atlas.executor.fetchval("SELECT $1::jsonb", value)
+        assert back == pytest.approx(value) if isinstance(value, float) else _same_json(back, value)
+
+
+def _same_json(left: Any, right: Any) -> bool:
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_same_json(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_same_json, left, right))
+    if isinstance(right, float) and not isinstance(right, bool):
+        return isinstance(left, int | float) and left == pytest.approx(right, rel=1e-12, abs=0)
+    return bool(left == right and type(left) is type(right))
 
 
 def test_the_settings_page_names_every_setting() -> None:

@@ -46,6 +46,7 @@ _INSTALL_HINT: Final = (
 _VECTOR_HEADER: Final = struct.Struct(">HH")
 _BE_FLOAT32: Final = np.dtype(">f4")
 _JSONB_VERSION: Final = b"\x01"
+_raw_decode: Final = json.JSONDecoder().raw_decode
 #: ``host=...`` / ``port=...`` in a key=value DSN (spaces around ``=`` allowed).
 _KEYWORD: Final = re.compile(r"\b(host|port)\s*=\s*('[^']*'|\S+)")
 
@@ -102,7 +103,12 @@ def _encode_jsonb(value: Any) -> bytes:
 
 
 def _decode_jsonb(data: bytes) -> Any:
-    return json.loads(data[1:])
+    # A version byte, then the document as the server wrote it (UTF-8, no surrounding
+    # whitespace): one raw_decode, a third of json.loads' time (its encoding detection
+    # and checks are Python), for every jsonb value of every row read.
+    text = data[1:].decode()
+    value, end = _raw_decode(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def _encode_json(value: Any) -> bytes:
