@@ -865,7 +865,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=1))
     if args.write_docs:
-        sections.replace("Caches", "python -m benchmarks.caches --write-docs", render(results))
+        sections.replace("Caches", _command(results), render(results))
+
+
+def _command(results: dict[str, Any]) -> str:
+    """Return the command that measures *results* (written at the head of the section)."""
+    entries = " ".join(sorted(results["semantic"], key=int))
+    kinds = sorted({kind for run in results["semantic"].values() for kind in run["kinds"]})
+    shown = "" if kinds == ["hnsw", "ivfflat"] else f" --kinds {' '.join(kinds)}"
+    return (
+        f"python -m benchmarks.caches --entries {entries} --lookups {results['lookups']}"
+        f"{shown} --write-docs"
+    )
 
 
 if __name__ == "__main__":
