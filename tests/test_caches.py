@@ -290,14 +290,15 @@ async def test_semantic_cache_lookup_knob_reaches_its_index_scan(atlas: codeatla
     # server's default ef_search whatever probes= says, and both recalls below would agree.
     cache = atlas.semantic_cache
     stored = unit_rows(3000, 768, seed=31)
-    await cache.insert_many(
-        [
-            SemanticCacheEntryCreate(
-                cache_key=f"k{i}", query=f"q{i}", query_embedding=v, response="a"
-            )
-            for i, v in enumerate(stored)
-        ]
-    )
+    async with atlas.indexes.bulk_load("semantic_cache"):  # one HNSW build, not 3000 inserts
+        await cache.insert_many(
+            [
+                SemanticCacheEntryCreate(
+                    cache_key=f"k{i}", query=f"q{i}", query_embedding=v, response="a"
+                )
+                for i, v in enumerate(stored)
+            ]
+        )
     await atlas.executor.execute("ANALYZE semantic_cache")
     questions = unit_rows(60, 768, seed=32)
     nearest = np.argmax(questions @ stored.T, axis=1)
