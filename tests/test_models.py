@@ -630,7 +630,6 @@ def test_from_record_builds_what_model_construct_builds(row_model: type[RowModel
     # from_record builds rows itself (faster): the same __dict__ (order too), fields set,
     # extra and private attributes as model_construct, with every column, with some
     # missing (defaults, required ones unset), and with a computed column beside them
-    assert row_model.__record_fields__ is not None, "from_record falls back to model_construct"
     names = list(row_model.model_fields)
     full: dict[str, Any] = {}
     for number, name in enumerate(names):
@@ -658,6 +657,21 @@ class _RowWithDefaults(RowModel):
     name: str
     level: int = 3
     tags: list[str] = Field(default_factory=list)
+
+
+def test_a_row_model_pydantic_alone_could_build_is_refused_when_defined() -> None:
+    with pytest.raises(TypeError, match="no aliases"):
+
+        class _Aliased(RowModel):
+            name: str = Field(alias="other")
+
+    with pytest.raises(TypeError, match="post-init"):
+
+        class _PostInit(RowModel):
+            name: str
+
+            def model_post_init(self, context: Any, /) -> None:
+                pass
 
 
 def test_from_record_fills_defaults_as_model_construct_does() -> None:

@@ -32,7 +32,6 @@ from typing import (
     Protocol,
     Self,
     Union,
-    cast,
     get_args,
     get_origin,
 )
@@ -260,20 +259,23 @@ _REQUIRED: Final = object()
 _RecordField = tuple[str, Any, Callable[[Any], Any] | None]
 
 
-def _record_fields(cls: type[BaseModel]) -> tuple[_RecordField, ...] | None:
-    """Return how ``from_record`` fills *cls*'s fields, or None when only pydantic's
-    ``model_construct`` knows (aliases, ``model_post_init``, extra fields kept)."""
+def _record_fields(cls: type[BaseModel]) -> tuple[_RecordField, ...]:
+    """Return how ``from_record`` fills *cls*'s fields.
+
+    A row model is plain data: aliases, ``model_post_init`` or kept extra fields would need
+    pydantic's general ``model_construct``, so they are refused when the class is defined.
+    """
     if (
         cls.model_config.get("extra") == "allow"
         or cls.__pydantic_post_init__
         or cls.__pydantic_root_model__
     ):
-        return None
+        raise TypeError(f"{cls.__name__}: a row model keeps no extra fields and has no post-init")
     converters = getattr(cls, "__record_converters__", {})
     plan: list[_RecordField] = []
     for name, field in cls.model_fields.items():
         if field.alias is not None or field.validation_alias is not None:
-            return None
+            raise TypeError(f"{cls.__name__}.{name}: a row model's fields have no aliases")
         if field.is_required():
             default: Any = _REQUIRED
         elif field.default_factory is None and field.default is None:
@@ -312,8 +314,8 @@ class RowModel(CodeAtlasModel):
     __record_converters__: ClassVar[dict[str, Callable[[Any], Any]]] = {}
     #: field -> column kind, from the annotation (fields of unknown kind are absent).
     __column_kinds__: ClassVar[dict[str, ColumnKind]] = {}
-    #: How from_record fills each field (see ``_record_fields``); None: by model_construct.
-    __record_fields__: ClassVar[tuple[_RecordField, ...] | None] = None
+    #: How from_record fills each field (see ``_record_fields``).
+    __record_fields__: ClassVar[tuple[_RecordField, ...]] = ()
     #: The field names, for the set of those a record gave.
     __field_names__: ClassVar[frozenset[str]] = frozenset()
 
@@ -359,22 +361,13 @@ class RowModel(CodeAtlasModel):
         The same instance as ``model_construct`` would build (the same ``__dict__``, fields
         set, no extra, no private attributes; a test compares them for every row model),
         built directly: rows are built for every row a query returns, and pydantic's
-        general ``model_construct`` took half again as long as the rest of a lookup's
-        Python work.
+        general ``model_construct`` takes twice as long.
         """
         values = dict(record.items())
         if replaced:
             values.update(replaced)
-        plan = cls.__record_fields__
-        if plan is None:
-            for name, convert in cls.__record_converters__.items():
-                value = values.get(name)
-                if value is not None:
-                    values[name] = convert(value)
-            # the pydantic mypy plugin types model_construct as returning this base
-            return cast(Self, cls.model_construct(**values))
         fields: dict[str, Any] = {}
-        for name, default, conversion in plan:
+        for name, default, conversion in cls.__record_fields__:
             if name in values:
                 value = values[name]
                 fields[name] = value if conversion is None or value is None else conversion(value)
